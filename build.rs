@@ -1,0 +1,14 @@
+// Plugin version info, and rpaths so the plugin finds libtorch with no LD_LIBRARY_PATH.
+fn main() {
+    gst_plugin_version_helper::info();
+
+    // torch-sys (`links = "tch"`) exports the directory holding libtorch*.so to crates that
+    // depend on it directly.
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+        // The CUDA libraries that libtorch_cuda.so needs sit in the venv's nvidia/*/lib folders;
+        // their own rpaths ($ORIGIN-relative) find them once libtorch_cuda.so is found.
+        println!("cargo:rustc-env=VSS_LIBTORCH_DIR={dir}");
+    }
+}

@@ -1,0 +1,1 @@
+"""vss model side: architectures, bundle format, CamVid evaluation, export."""

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs everything vss needs (apt packages, the torch venv, the plugin build); idempotent.
+# Sourced by scripts/run.sh and scripts/test.sh; safe to run on its own.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+APT_PACKAGES=(
+  pkg-config clang libclang-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
+  libavfilter-dev libavdevice-dev
+)
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+install_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing apt packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The venv is 4.7 GB (torch with its CUDA wheels): keep one per requirements hash in a per-user
+# cache and symlink .venv to it, so fresh clones (CI) reuse it.
+install_venv() {
+  local req="$ROOT/models/requirements.txt"
+  local key
+  key=$(sha256sum "$req" | cut -c1-16)
+  local cache="${VSS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vss}"
+  local venv="$cache/venv-$key"
+  if [ ! -f "$venv/.complete" ]; then
+    log "creating Python venv at $venv (torch is large: this takes a while once)"
+    rm -rf "$venv"
+    mkdir -p "$cache"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q -r "$req"
+    touch "$venv/.complete"
+  fi
+  if [ -d .venv ] && [ ! -L .venv ]; then
+    log ".venv is a real directory; leaving it as it is"
+  elif [ "$(readlink .venv 2>/dev/null)" != "$venv" ]; then
+    ln -sfn "$venv" .venv
+  fi
+}
+
+build() {
+  export LIBTORCH_USE_PYTORCH=1
+  export PATH="$ROOT/.venv/bin:$PATH"
+  log "building the plugin (cargo build --release)"
+  cargo build --release --all-targets --quiet
+}
+
+install_apt
+install_venv
+if [ "${VSS_SETUP_NO_BUILD:-0}" != 1 ]; then build; fi
+# Let GStreamer find the freshly built plugin.
+export GST_PLUGIN_PATH="$ROOT/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+export LIBTORCH_USE_PYTORCH=1
+export PATH="$ROOT/.venv/bin:$PATH"

@@ -1,0 +1,880 @@
+//! Dense motion field: codec vectors painted into cells, accumulated back to the keyframe, warped.
+//!
+//! # Conventions (shared with `models/vss_models/motion.py`, tested equal on one fixture)
+//!
+//! Positions are continuous pixel coordinates: pixel `i` spans `[i, i + 1)`, its centre is
+//! `i + 0.5`. The frame (`width` x `height`) is covered by square cells of `cell` pixels; the
+//! grid has `cols = ceil(width / cell)` x `rows = ceil(height / cell)` cells, so a last partial
+//! cell belongs to the grid and "outside" means outside `[0, cols * cell) x [0, rows * cell)`.
+//! Cell `(c, r)` stands for its centre `((c + 0.5) * cell, (r + 0.5) * cell)`.
+//!
+//! A cell holds a backward displacement `(dx, dy)` in frame pixels (FFmpeg's convention,
+//! `src = dst + motion / motion_scale`): the content at `p` in this frame was at `p + (dx, dy)`
+//! in the reference frame. The field is sampled between cell centres bilinearly, with the
+//! sample position clamped to the outermost centres; in cell units a pixel position `x` sits
+//! at `u = x / cell - 0.5`.
+
+use std::fmt;
+
+use super::vector::MotionVector;
+
+/// Pixels per cell side by default: a field at 1/4 of the frame resolution, finer than the
+/// 8x8 blocks FFmpeg reports at best.
+pub const DEFAULT_CELL_SIZE: u32 = 4;
+
+/// Why a field could not be built or combined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldError {
+    /// The frame has no pixels or the cell size is zero.
+    InvalidGeometry { width: u32, height: u32, cell: u32 },
+    /// Two fields that must describe the same frame and grid do not.
+    GeometryMismatch {
+        expected: FieldGeometry,
+        found: FieldGeometry,
+    },
+    /// A class map's buffer does not hold `width` x `height` bytes.
+    ClassMapSize {
+        what: &'static str,
+        width: u32,
+        height: u32,
+        len: usize,
+    },
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldError::InvalidGeometry {
+                width,
+                height,
+                cell,
+            } => write!(
+                f,
+                "invalid motion field geometry: frame {width}x{height}, cell {cell} px"
+            ),
+            FieldError::GeometryMismatch { expected, found } => write!(
+                f,
+                "motion field geometry mismatch: expected {expected}, found {found}"
+            ),
+            FieldError::ClassMapSize {
+                what,
+                width,
+                height,
+                len,
+            } => write!(
+                f,
+                "{what} class map holds {len} bytes, expected {width}x{height} = {}",
+                u64::from(*width) * u64::from(*height)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// The frame a field covers and the size of its cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FieldGeometry {
+    pub width: u32,
+    pub height: u32,
+    pub cell: u32,
+}
+
+impl FieldGeometry {
+    pub fn new(width: u32, height: u32, cell: u32) -> Result<Self, FieldError> {
+        if width == 0 || height == 0 || cell == 0 {
+            return Err(FieldError::InvalidGeometry {
+                width,
+                height,
+                cell,
+            });
+        }
+        Ok(FieldGeometry {
+            width,
+            height,
+            cell,
+        })
+    }
+
+    pub fn cols(&self) -> usize {
+        self.width.div_ceil(self.cell) as usize
+    }
+
+    pub fn rows(&self) -> usize {
+        self.height.div_ceil(self.cell) as usize
+    }
+
+    pub fn cells(&self) -> usize {
+        self.cols() * self.rows()
+    }
+}
+
+impl fmt::Display for FieldGeometry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}x{} frame in {} px cells ({}x{})",
+            self.width,
+            self.height,
+            self.cell,
+            self.cols(),
+            self.rows()
+        )
+    }
+}
+
+/// What one `paint` call did, for logs and stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PaintReport {
+    /// Vectors pointing to a past reference (`source <= 0`), used as they are.
+    pub past_vectors: usize,
+    /// Vectors pointing to a future reference (`source > 0`).
+    pub future_vectors: usize,
+    /// Vectors with an empty block or no cell centre inside the frame.
+    pub ignored_vectors: usize,
+    /// Cells whose displacement is a negated future vector (B-frame approximation).
+    pub future_only_cells: usize,
+    /// Cells no vector covers: intra blocks, skipped areas, the borders of a coded frame.
+    pub uncovered_cells: usize,
+}
+
+/// Summary of an accumulated field, read by the adaptive keyframe policy.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FieldStats {
+    /// Share (0..=1) of cells flagged uncovered: intra or uncovered now or on the way back.
+    pub uncovered_share: f32,
+    /// Mean displacement length over all cells, in frame pixels.
+    pub mean_magnitude: f32,
+    /// Share (0..=1) of cells whose keyframe position `p + A(p)` lies outside the grid.
+    pub outside_share: f32,
+}
+
+/// Painting state of a cell; a past vector beats a future one whatever the order.
+const PAINT_NONE: u8 = 0;
+const PAINT_FUTURE: u8 = 1;
+const PAINT_PAST: u8 = 2;
+
+/// A displacement per cell plus an "uncovered" flag: one frame's motion (`paint`) or the motion
+/// accumulated back to the keyframe (`accumulate`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MotionField {
+    geometry: FieldGeometry,
+    dx: Vec<f32>,
+    dy: Vec<f32>,
+    uncovered: Vec<bool>,
+    /// Scratch for `paint`, kept to avoid a per-frame allocation.
+    painted: Vec<u8>,
+}
+
+impl MotionField {
+    /// A zero field with every cell covered: the accumulated field of a keyframe.
+    pub fn new(width: u32, height: u32, cell: u32) -> Result<Self, FieldError> {
+        let geometry = FieldGeometry::new(width, height, cell)?;
+        let cells = geometry.cells();
+        Ok(MotionField {
+            geometry,
+            dx: vec![0.0; cells],
+            dy: vec![0.0; cells],
+            uncovered: vec![false; cells],
+            painted: Vec::new(),
+        })
+    }
+
+    pub fn geometry(&self) -> FieldGeometry {
+        self.geometry
+    }
+
+    pub fn cols(&self) -> usize {
+        self.geometry.cols()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.geometry.rows()
+    }
+
+    /// Horizontal displacements, row-major, `rows * cols`.
+    pub fn dx(&self) -> &[f32] {
+        &self.dx
+    }
+
+    /// Vertical displacements, row-major, `rows * cols`.
+    pub fn dy(&self) -> &[f32] {
+        &self.dy
+    }
+
+    /// Uncovered flags, row-major, `rows * cols`.
+    pub fn uncovered(&self) -> &[bool] {
+        &self.uncovered
+    }
+
+    /// The displacement of cell `(col, row)`, `None` outside the grid.
+    pub fn displacement(&self, col: usize, row: usize) -> Option<(f32, f32)> {
+        let i = self.index(col, row)?;
+        Some((self.dx[i], self.dy[i]))
+    }
+
+    pub fn is_uncovered(&self, col: usize, row: usize) -> Option<bool> {
+        self.index(col, row).map(|i| self.uncovered[i])
+    }
+
+    fn index(&self, col: usize, row: usize) -> Option<usize> {
+        (col < self.cols() && row < self.rows()).then(|| row * self.cols() + col)
+    }
+
+    /// Zero motion, all covered: what the keyframe's accumulated field is.
+    pub fn reset(&mut self) {
+        self.dx.fill(0.0);
+        self.dy.fill(0.0);
+        self.uncovered.fill(false);
+    }
+
+    /// Changes the frame or cell size (caps change), reusing the buffers; the field is reset.
+    pub fn resize(&mut self, width: u32, height: u32, cell: u32) -> Result<(), FieldError> {
+        self.set_geometry(FieldGeometry::new(width, height, cell)?);
+        Ok(())
+    }
+
+    fn set_geometry(&mut self, geometry: FieldGeometry) {
+        let cells = geometry.cells();
+        self.geometry = geometry;
+        self.dx.resize(cells, 0.0);
+        self.dy.resize(cells, 0.0);
+        self.uncovered.resize(cells, false);
+        self.reset();
+    }
+
+    /// Paints one frame's vectors: each block's displacement goes into the cells whose centre
+    /// lies in the block, the block being `[dst_x - w/2, dst_x - w/2 + w) x [dst_y - h/2, ...)`
+    /// clipped to the grid. Cells no vector reaches are uncovered with zero motion.
+    ///
+    /// Past-reference vectors (`source <= 0`; FFmpeg writes -1, 0 never occurs and is read as
+    /// past) are used as they are, assuming the reference is the previous displayed frame. That
+    /// is exact for single-reference P-only streams and an approximation otherwise: FFmpeg does
+    /// not say which reference a block uses. B-frames: a bi-predicted block appears once per
+    /// direction and its past vector wins; a future-only block gets its vector negated, a
+    /// constant-velocity guess at where the content was one frame earlier, counted in
+    /// `PaintReport::future_only_cells`.
+    pub fn paint(&mut self, vectors: &[MotionVector]) -> PaintReport {
+        let cols = self.cols();
+        let rows = self.rows();
+        let cell = i64::from(self.geometry.cell);
+        self.reset();
+        self.painted.clear();
+        self.painted.resize(cols * rows, PAINT_NONE);
+
+        let mut report = PaintReport::default();
+        for mv in vectors {
+            let past = mv.source <= 0;
+            let (cols_from, cols_to) = cells_with_centre_in(mv.dst_x, mv.w, cell, cols);
+            let (rows_from, rows_to) = cells_with_centre_in(mv.dst_y, mv.h, cell, rows);
+            if cols_from >= cols_to || rows_from >= rows_to {
+                report.ignored_vectors += 1;
+                continue;
+            }
+            let (mut dx, mut dy) = mv.displacement();
+            let state = if past {
+                report.past_vectors += 1;
+                PAINT_PAST
+            } else {
+                report.future_vectors += 1;
+                dx = -dx;
+                dy = -dy;
+                PAINT_FUTURE
+            };
+            for row in rows_from..rows_to {
+                let line = row * cols;
+                for i in line + cols_from..line + cols_to {
+                    if state >= self.painted[i] {
+                        self.painted[i] = state;
+                        self.dx[i] = dx;
+                        self.dy[i] = dy;
+                    }
+                }
+            }
+        }
+        for (uncovered, &state) in self.uncovered.iter_mut().zip(&self.painted) {
+            *uncovered = state == PAINT_NONE;
+            match state {
+                PAINT_NONE => report.uncovered_cells += 1,
+                PAINT_FUTURE => report.future_only_cells += 1,
+                _ => {}
+            }
+        }
+        report
+    }
+
+    /// Gives cells that no vector covered (intra blocks) the mean displacement of their
+    /// nearest covered neighbours, growing ring by ring; they stay flagged uncovered.
+    pub fn fill_uncovered(&mut self) {
+        const FILLED_NOW: u8 = 3;
+        let cols = self.cols();
+        let rows = self.rows();
+        if self.painted.len() != cols * rows {
+            self.painted.clear();
+            self.painted
+                .extend(self.uncovered.iter().map(|&u| if u { PAINT_NONE } else { PAINT_PAST }));
+        }
+        loop {
+            let mut progress = false;
+            let mut missing = false;
+            for row in 0..rows {
+                for col in 0..cols {
+                    let i = row * cols + col;
+                    if self.painted[i] != PAINT_NONE {
+                        continue;
+                    }
+                    let (mut sx, mut sy, mut n) = (0.0f32, 0.0f32, 0u32);
+                    let mut take = |j: usize| {
+                        let s = self.painted[j];
+                        if s != PAINT_NONE && s != FILLED_NOW {
+                            sx += self.dx[j];
+                            sy += self.dy[j];
+                            n += 1;
+                        }
+                    };
+                    if col > 0 { take(i - 1); }
+                    if col + 1 < cols { take(i + 1); }
+                    if row > 0 { take(i - cols); }
+                    if row + 1 < rows { take(i + cols); }
+                    if n == 0 {
+                        missing = true;
+                        continue;
+                    }
+                    self.dx[i] = sx / n as f32;
+                    self.dy[i] = sy / n as f32;
+                    self.painted[i] = FILLED_NOW;
+                    progress = true;
+                }
+            }
+            for s in self.painted.iter_mut().filter(|s| **s == FILLED_NOW) {
+                *s = PAINT_PAST;
+            }
+            if !missing || !progress {
+                break;
+            }
+        }
+    }
+
+    /// Sets `self` to the field accumulated back to the keyframe one frame further:
+    /// `A_t(p) = D_t(p) + sample(A_{t-1}, p + D_t(p))`, where `previous` is `A_{t-1}` and
+    /// `step` is `D_t`. A cell is uncovered when `D_t` leaves it uncovered, when `p + D_t(p)`
+    /// or `p + A_t(p)` falls outside the grid, or when the cell containing `p + D_t(p)` is
+    /// uncovered in `A_{t-1}`. `self` takes `step`'s geometry, reusing its buffers.
+    pub fn accumulate(
+        &mut self,
+        previous: &MotionField,
+        step: &MotionField,
+    ) -> Result<(), FieldError> {
+        if previous.geometry != step.geometry {
+            return Err(FieldError::GeometryMismatch {
+                expected: step.geometry,
+                found: previous.geometry,
+            });
+        }
+        if self.geometry != step.geometry {
+            self.set_geometry(step.geometry);
+        }
+        let cols = self.cols();
+        let rows = self.rows();
+        let cell = self.geometry.cell as f32;
+        for row in 0..rows {
+            let cy = (row as f32 + 0.5) * cell;
+            for col in 0..cols {
+                let i = row * cols + col;
+                let cx = (col as f32 + 0.5) * cell;
+                let sx = cx + step.dx[i];
+                let sy = cy + step.dy[i];
+                let (ax, ay) = previous.sample(sx, sy);
+                self.dx[i] = step.dx[i] + ax;
+                self.dy[i] = step.dy[i] + ay;
+                let source_uncovered = match previous.cell_at(sx, sy) {
+                    Some(j) => previous.uncovered[j],
+                    None => true,
+                };
+                // The keyframe never saw content whose accumulated source is outside it.
+                let keyframe_outside = self.cell_at(cx + self.dx[i], cy + self.dy[i]).is_none();
+                self.uncovered[i] = step.uncovered[i] || source_uncovered || keyframe_outside;
+            }
+        }
+        Ok(())
+    }
+
+    /// The cell containing pixel position `(x, y)`, `None` outside the grid.
+    fn cell_at(&self, x: f32, y: f32) -> Option<usize> {
+        let cell = self.geometry.cell as f32;
+        let col = (x / cell).floor();
+        let row = (y / cell).floor();
+        if col < 0.0 || row < 0.0 || col >= self.cols() as f32 || row >= self.rows() as f32 {
+            return None;
+        }
+        Some(row as usize * self.cols() + col as usize)
+    }
+
+    /// Bilinear displacement at pixel position `(x, y)`, clamped to the outermost cell centres.
+    pub fn sample(&self, x: f32, y: f32) -> (f32, f32) {
+        let cell = self.geometry.cell as f32;
+        let ax = Axis::at(x / cell - 0.5, self.cols());
+        let ay = Axis::at(y / cell - 0.5, self.rows());
+        self.sample_axes(&ax, &ay)
+    }
+
+    fn sample_axes(&self, ax: &Axis, ay: &Axis) -> (f32, f32) {
+        let cols = self.cols();
+        let i00 = ay.i0 * cols + ax.i0;
+        let i01 = ay.i0 * cols + ax.i1;
+        let i10 = ay.i1 * cols + ax.i0;
+        let i11 = ay.i1 * cols + ax.i1;
+        let lerp2 = |v: &[f32]| {
+            let top = v[i00] + (v[i01] - v[i00]) * ax.f;
+            let bottom = v[i10] + (v[i11] - v[i10]) * ax.f;
+            top + (bottom - top) * ay.f
+        };
+        (lerp2(&self.dx), lerp2(&self.dy))
+    }
+
+    /// Statistics of this (accumulated) field for the keyframe policy.
+    pub fn stats(&self) -> FieldStats {
+        let cols = self.cols();
+        let rows = self.rows();
+        let cell = self.geometry.cell as f32;
+        let extent_x = cols as f32 * cell;
+        let extent_y = rows as f32 * cell;
+        let mut uncovered = 0usize;
+        let mut outside = 0usize;
+        let mut magnitude = 0.0f64;
+        for row in 0..rows {
+            let cy = (row as f32 + 0.5) * cell;
+            for col in 0..cols {
+                let i = row * cols + col;
+                let cx = (col as f32 + 0.5) * cell;
+                let (dx, dy) = (self.dx[i], self.dy[i]);
+                uncovered += usize::from(self.uncovered[i]);
+                let (sx, sy) = (cx + dx, cy + dy);
+                outside += usize::from(!(0.0..extent_x).contains(&sx) || !(0.0..extent_y).contains(&sy));
+                magnitude += f64::from((dx * dx + dy * dy).sqrt());
+            }
+        }
+        let cells = (cols * rows) as f64;
+        FieldStats {
+            uncovered_share: (uncovered as f64 / cells) as f32,
+            mean_magnitude: (magnitude / cells) as f32,
+            outside_share: (outside as f64 / cells) as f32,
+        }
+    }
+
+    /// The field as a `grid_sample` grid (`align_corners=False`) for a map of `height` x
+    /// `width` covering the same frame, e.g. keyframe features at the model's stride.
+    /// See [`MotionField::write_grid`].
+    pub fn to_grid(&self, height: usize, width: usize) -> Vec<f32> {
+        let mut grid = Vec::new();
+        self.write_grid(height, width, &mut grid);
+        grid
+    }
+
+    /// Writes the sampling grid into `grid` (resized to `height * width * 2`, `(x, y)` pairs,
+    /// row-major: the layout of a `[1, height, width, 2]` tensor). With the frame `W` x `H`:
+    ///
+    /// ```text
+    /// x = (j + 0.5) * W / width          y = (i + 0.5) * H / height
+    /// (dx, dy) = sample(x, y)            (bilinear, see the module doc)
+    /// grid[i, j] = (2 * (x + dx) / W - 1,  2 * (y + dy) / H - 1)
+    /// ```
+    ///
+    /// so `grid_sample(keyframe_map, grid, align_corners=False)` reads every output position
+    /// where its content was in the keyframe. Arithmetic is f32 in this order, as in
+    /// `models/vss_models/motion.py::to_grid`.
+    pub fn write_grid(&self, height: usize, width: usize, grid: &mut Vec<f32>) {
+        grid.clear();
+        grid.reserve(height * width * 2);
+        let frame_w = self.geometry.width as f32;
+        let frame_h = self.geometry.height as f32;
+        let cell = self.geometry.cell as f32;
+        for i in 0..height {
+            let y = (i as f32 + 0.5) * frame_h / height as f32;
+            let ay = Axis::at(y / cell - 0.5, self.rows());
+            for j in 0..width {
+                let x = (j as f32 + 0.5) * frame_w / width as f32;
+                let ax = Axis::at(x / cell - 0.5, self.cols());
+                let (dx, dy) = self.sample_axes(&ax, &ay);
+                grid.push(2.0 * (x + dx) / frame_w - 1.0);
+                grid.push(2.0 * (y + dy) / frame_h - 1.0);
+            }
+        }
+    }
+
+    /// Warps a keyframe class map (`map_width` x `map_height`, one byte per pixel, covering the
+    /// frame) into `out` of the same size: `out(p) = map(p + A(p))`, nearest sampling with
+    /// positions clamped to the border. Same result as `grid_sample(map, to_grid(..),
+    /// mode="nearest", padding_mode="border", align_corners=False)`, ties rounding to even.
+    pub fn warp_class_map(
+        &self,
+        map: &[u8],
+        map_width: u32,
+        map_height: u32,
+        out: &mut [u8],
+    ) -> Result<(), FieldError> {
+        let (w, h) = (map_width as usize, map_height as usize);
+        for (what, len) in [("keyframe", map.len()), ("warped", out.len())] {
+            if len != w * h {
+                return Err(FieldError::ClassMapSize {
+                    what,
+                    width: map_width,
+                    height: map_height,
+                    len,
+                });
+            }
+        }
+        let frame_w = self.geometry.width as f32;
+        let frame_h = self.geometry.height as f32;
+        let cell = self.geometry.cell as f32;
+        let (wf, hf) = (w as f32, h as f32);
+        for i in 0..h {
+            let y = (i as f32 + 0.5) * frame_h / hf;
+            let ay = Axis::at(y / cell - 0.5, self.rows());
+            let out_row = &mut out[i * w..(i + 1) * w];
+            for (j, out_px) in out_row.iter_mut().enumerate() {
+                let x = (j as f32 + 0.5) * frame_w / wf;
+                let ax = Axis::at(x / cell - 0.5, self.cols());
+                let (dx, dy) = self.sample_axes(&ax, &ay);
+                let gx = 2.0 * (x + dx) / frame_w - 1.0;
+                let gy = 2.0 * (y + dy) / frame_h - 1.0;
+                let sx = nearest_index(gx, w);
+                let sy = nearest_index(gy, h);
+                *out_px = map[sy * w + sx];
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A sample position along one grid axis: two neighbouring cells and the weight of the second.
+struct Axis {
+    i0: usize,
+    i1: usize,
+    f: f32,
+}
+
+impl Axis {
+    /// `u` in cell units (cell centres at integers), clamped to `[0, n - 1]`.
+    fn at(u: f32, n: usize) -> Axis {
+        let last = n.saturating_sub(1);
+        let u = u.clamp(0.0, last as f32);
+        let i0 = (u.floor() as usize).min(last);
+        Axis {
+            i0,
+            i1: (i0 + 1).min(last),
+            f: u - i0 as f32,
+        }
+    }
+}
+
+/// `grid_sample`'s nearest index for normalized `g` on an axis of `n` pixels
+/// (`align_corners=False`, border padding): unnormalize, clamp, round half to even.
+fn nearest_index(g: f32, n: usize) -> usize {
+    let last = n.saturating_sub(1) as f32;
+    let pos = ((g + 1.0) * n as f32 - 1.0) / 2.0;
+    pos.clamp(0.0, last).round_ties_even() as usize
+}
+
+/// Cells `[from, to)` along one axis whose centre lies in the block of `size` pixels centred
+/// on `centre`, clipped to `[0, n)`: `from * cell + cell/2 >= start` in integers, doubled.
+fn cells_with_centre_in(centre: i16, size: u8, cell: i64, n: usize) -> (usize, usize) {
+    let start = i64::from(centre) - i64::from(size / 2);
+    let end = start + i64::from(size);
+    let first_at_or_after = |edge: i64| ceil_div(2 * edge - cell, 2 * cell).clamp(0, n as i64);
+    (
+        first_at_or_after(start) as usize,
+        first_at_or_after(end) as usize,
+    )
+}
+
+fn ceil_div(a: i64, b: i64) -> i64 {
+    -(-a).div_euclid(b)
+}
+
+/// A field accumulated over the frames since the last keyframe, with the buffers it needs.
+#[derive(Debug, Clone)]
+pub struct MotionTrack {
+    step: MotionField,
+    accumulated: MotionField,
+    scratch: MotionField,
+    frames: u32,
+}
+
+impl MotionTrack {
+    pub fn new(width: u32, height: u32, cell: u32) -> Result<Self, FieldError> {
+        let field = MotionField::new(width, height, cell)?;
+        Ok(MotionTrack {
+            step: field.clone(),
+            accumulated: field.clone(),
+            scratch: field,
+            frames: 0,
+        })
+    }
+
+    pub fn geometry(&self) -> FieldGeometry {
+        self.accumulated.geometry
+    }
+
+    /// Starts again from a keyframe: the accumulated field becomes zero.
+    pub fn restart(&mut self) {
+        self.accumulated.reset();
+        self.step.reset();
+        self.frames = 0;
+    }
+
+    /// Changes the frame or cell size, reusing buffers; the track restarts.
+    pub fn resize(&mut self, width: u32, height: u32, cell: u32) -> Result<(), FieldError> {
+        let geometry = FieldGeometry::new(width, height, cell)?;
+        for field in [&mut self.step, &mut self.accumulated, &mut self.scratch] {
+            field.set_geometry(geometry);
+        }
+        self.frames = 0;
+        Ok(())
+    }
+
+    /// Adds one frame: paints its vectors into the step field and accumulates.
+    pub fn advance(&mut self, vectors: &[MotionVector]) -> PaintReport {
+        let report = self.step.paint(vectors);
+        self.accumulate_step();
+        report
+    }
+
+    /// Adds one frame whose step field was filled elsewhere (`step_mut`).
+    pub fn accumulate_step(&mut self) {
+        // The three fields share one geometry by construction, so this cannot fail.
+        if self
+            .scratch
+            .accumulate(&self.accumulated, &self.step)
+            .is_ok()
+        {
+            std::mem::swap(&mut self.scratch, &mut self.accumulated);
+            self.frames += 1;
+        }
+    }
+
+    /// Motion from the current frame back to the keyframe.
+    pub fn accumulated(&self) -> &MotionField {
+        &self.accumulated
+    }
+
+    /// The last frame's own motion (to the previous frame).
+    pub fn step(&self) -> &MotionField {
+        &self.step
+    }
+
+    pub fn step_mut(&mut self) -> &mut MotionField {
+        &mut self.step
+    }
+
+    /// Frames accumulated since the last restart.
+    pub fn frames(&self) -> u32 {
+        self.frames
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn past(dst_x: i16, dst_y: i16, w: u8, h: u8, mx: i32, my: i32, scale: u16) -> MotionVector {
+        MotionVector {
+            source: -1,
+            w,
+            h,
+            src_x: dst_x + (mx / i32::from(scale)) as i16,
+            src_y: dst_y + (my / i32::from(scale)) as i16,
+            dst_x,
+            dst_y,
+            motion_x: mx,
+            motion_y: my,
+            motion_scale: scale,
+        }
+    }
+
+    /// 16x16 blocks covering the whole frame, all with the same displacement.
+    fn global(width: u32, height: u32, mx: i32, my: i32, scale: u16) -> Vec<MotionVector> {
+        let mut v = Vec::new();
+        for by in 0..height.div_ceil(16) {
+            for bx in 0..width.div_ceil(16) {
+                v.push(past(
+                    (bx * 16 + 8) as i16,
+                    (by * 16 + 8) as i16,
+                    16,
+                    16,
+                    mx,
+                    my,
+                    scale,
+                ));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn geometry_rejects_empty_and_counts_partial_cells() {
+        assert!(MotionField::new(0, 10, 4).is_err());
+        assert!(MotionField::new(10, 10, 0).is_err());
+        let f = MotionField::new(10, 9, 4).unwrap();
+        assert_eq!((f.cols(), f.rows()), (3, 3));
+    }
+
+    #[test]
+    fn paint_covers_block_cells_and_leaves_rest_uncovered() {
+        let mut f = MotionField::new(64, 48, 4).unwrap();
+        // 16x16 block at the top-left: cells 0..4 x 0..4.
+        let report = f.paint(&[past(8, 8, 16, 16, 8, -4, 4)]);
+        assert_eq!(report.past_vectors, 1);
+        assert_eq!(report.uncovered_cells, 16 * 12 - 16);
+        assert_eq!(f.displacement(3, 3), Some((2.0, -1.0)));
+        assert_eq!(f.is_uncovered(3, 3), Some(false));
+        assert_eq!(f.displacement(4, 0), Some((0.0, 0.0)));
+        assert_eq!(f.is_uncovered(4, 0), Some(true));
+    }
+
+    #[test]
+    fn paint_clips_blocks_to_the_frame() {
+        let mut f = MotionField::new(64, 40, 8).unwrap();
+        // A macroblock row half below the frame (coded height 48 for 40 visible lines).
+        let report = f.paint(&[past(56, 40, 16, 16, 4, 4, 4), past(8, 60, 16, 16, 0, 0, 1)]);
+        assert_eq!(report.ignored_vectors, 1);
+        assert_eq!(f.displacement(7, 4), Some((1.0, 1.0)));
+        assert_eq!(f.is_uncovered(6, 4), Some(false));
+        assert_eq!(f.is_uncovered(5, 4), Some(true));
+    }
+
+    #[test]
+    fn past_vector_beats_future_whatever_the_order() {
+        let fut = MotionVector {
+            source: 1,
+            ..past(4, 4, 8, 8, 12, 0, 4)
+        };
+        let pst = past(4, 4, 8, 8, -4, 0, 4);
+        let alone = past(20, 4, 8, 8, 0, 0, 1);
+        let fut_only = MotionVector {
+            source: 1,
+            ..past(12, 4, 8, 8, 8, 4, 4)
+        };
+        for order in [[fut, pst, fut_only, alone], [pst, fut, alone, fut_only]] {
+            let mut f = MotionField::new(32, 8, 4).unwrap();
+            let report = f.paint(&order);
+            assert_eq!(f.displacement(0, 0), Some((-1.0, 0.0)));
+            // Future-only: negated.
+            assert_eq!(f.displacement(2, 0), Some((-2.0, -1.0)));
+            assert_eq!(report.future_only_cells, 4);
+            assert_eq!(report.future_vectors, 2);
+        }
+    }
+
+    #[test]
+    fn accumulating_constant_integer_motion_adds_up() {
+        let (w, h) = (64, 48);
+        let mut track = MotionTrack::new(w, h, 4).unwrap();
+        let step = global(w, h, 4, -8, 4); // (1, -2) px per frame
+        for t in 1..=3 {
+            track.advance(&step);
+            let a = track.accumulated();
+            // Centre cells stay covered and carry t times the step.
+            assert_eq!(a.displacement(8, 6), Some((t as f32, -2.0 * t as f32)));
+            assert_eq!(a.is_uncovered(8, 6), Some(false));
+        }
+        let a = track.accumulated();
+        // Content of the top rows came from above the frame (dy < 0): uncovered.
+        assert_eq!(a.is_uncovered(8, 0), Some(true));
+        // Rightmost column: source x = 62 + 1 = 63 < 64 is inside the first time, the cell at
+        // the border then samples a source beyond it.
+        let stats = a.stats();
+        assert!(stats.uncovered_share > 0.0 && stats.uncovered_share < 0.25);
+        let expected = (9.0f32 + 36.0).sqrt();
+        assert!((stats.mean_magnitude - expected).abs() < 1e-4);
+        assert!(stats.outside_share > 0.0);
+    }
+
+    #[test]
+    fn accumulation_samples_previous_field_bilinearly() {
+        let mut prev = MotionField::new(16, 4, 4).unwrap();
+        let mut step = MotionField::new(16, 4, 4).unwrap();
+        // prev: dx = 0, 4, 8, 12 along x.
+        prev.paint(&[
+            past(2, 2, 4, 4, 0, 0, 1),
+            past(6, 2, 4, 4, 4, 0, 1),
+            past(10, 2, 4, 4, 8, 0, 1),
+            past(14, 2, 4, 4, 12, 0, 1),
+        ]);
+        // step: everything moves 1 px right (dx = 1): quarter of a cell.
+        step.paint(&[past(8, 2, 16, 4, 1, 0, 1)]);
+        let mut acc = MotionField::new(1, 1, 1).unwrap();
+        acc.accumulate(&prev, &step).unwrap();
+        assert_eq!(acc.geometry(), step.geometry());
+        // Cell 1: centre 6 -> 7 -> u = 1.25 -> prev dx = 5 -> A = 1 + 5.
+        assert_eq!(acc.displacement(1, 0), Some((6.0, 0.0)));
+        assert_eq!(acc.is_uncovered(1, 0), Some(false));
+        // Cell 3: centre 14 -> 15 -> u clamped to 3 -> 12 -> 13. The step's source (15) is
+        // inside, but the keyframe position 14 + 13 is not: uncovered.
+        assert_eq!(acc.displacement(3, 0), Some((13.0, 0.0)));
+        assert_eq!(acc.is_uncovered(3, 0), Some(true));
+        let other = MotionField::new(8, 4, 4).unwrap();
+        assert!(acc.accumulate(&other, &step).is_err());
+    }
+
+    #[test]
+    fn zero_field_grid_is_identity_in_align_corners_false() {
+        let f = MotionField::new(64, 48, 4).unwrap();
+        let grid = f.to_grid(6, 8);
+        assert_eq!(grid.len(), 6 * 8 * 2);
+        // First pixel centre of an 8-wide map: -1 + 1/8.
+        assert!((grid[0] + 0.875).abs() < 1e-6);
+        assert!((grid[1] + 1.0 - 1.0 / 6.0).abs() < 1e-6);
+        let last = grid.len() - 2;
+        assert!((grid[last] - 0.875).abs() < 1e-6);
+    }
+
+    #[test]
+    fn warp_with_zero_motion_returns_the_map() {
+        let f = MotionField::new(64, 48, 4).unwrap();
+        let map: Vec<u8> = (0..32 * 24).map(|i| (i % 11) as u8).collect();
+        let mut out = vec![0; map.len()];
+        f.warp_class_map(&map, 32, 24, &mut out).unwrap();
+        assert_eq!(out, map);
+        assert!(f.warp_class_map(&map, 32, 23, &mut out).is_err());
+    }
+
+    #[test]
+    fn warp_with_global_shift_moves_the_map() {
+        let (w, h) = (64u32, 48u32);
+        let (k, j) = (8i32, -4i32);
+        let mut track = MotionTrack::new(w, h, 4).unwrap();
+        track.advance(&global(w, h, k * 4, j * 4, 4));
+        let map: Vec<u8> = (0..w * h).map(|i| ((i % w) / 3 + (i / w) * 7) as u8).collect();
+        let mut out = vec![0; map.len()];
+        track
+            .accumulated()
+            .warp_class_map(&map, w, h, &mut out)
+            .unwrap();
+        for y in 0..h as i32 {
+            for x in 0..w as i32 {
+                let sx = (x + k).clamp(0, w as i32 - 1);
+                let sy = (y + j).clamp(0, h as i32 - 1);
+                assert_eq!(
+                    out[(y * w as i32 + x) as usize],
+                    map[(sy * w as i32 + sx) as usize],
+                    "at ({x}, {y})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn track_restart_and_resize() {
+        let mut track = MotionTrack::new(32, 32, 4).unwrap();
+        track.advance(&global(32, 32, 4, 0, 1));
+        assert_eq!(track.frames(), 1);
+        assert_eq!(track.accumulated().displacement(2, 2), Some((4.0, 0.0)));
+        track.restart();
+        assert_eq!(track.accumulated().displacement(2, 2), Some((0.0, 0.0)));
+        track.resize(48, 16, 8).unwrap();
+        assert_eq!((track.accumulated().cols(), track.accumulated().rows()), (6, 2));
+        track.advance(&global(48, 16, 0, 0, 1));
+        assert_eq!(track.accumulated().stats().uncovered_share, 0.0);
+    }
+}

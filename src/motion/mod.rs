@@ -1,0 +1,12 @@
+//! Motion: codec vectors (or our own estimate) turned into a dense field back to the keyframe.
+
+pub mod estimate;
+pub mod field;
+pub mod vector;
+
+pub use estimate::{EstimateError, EstimatorConfig, LumaPlane, MotionEstimator};
+pub use field::{
+    DEFAULT_CELL_SIZE, FieldError, FieldGeometry, FieldStats, MotionField, MotionTrack,
+    PaintReport,
+};
+pub use vector::{MotionVector, PictureType};

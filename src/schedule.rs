@@ -1,0 +1,387 @@
+//! Keyframe policy: per frame, run the model in full (keyframe) or propagate from the last one.
+//!
+//! The scheduler is a small state machine over per-frame facts. Its order of rules:
+//! the first frame and the first after a reset are keyframes; a frame with no motion to
+//! propagate with is a keyframe; then the policy decides, and every policy has an upper bound
+//! on the distance to the last keyframe. With the adaptive policy the element accumulates the
+//! frame's motion first, asks with the statistics of that accumulated field, and restarts the
+//! motion track when the answer is a keyframe.
+
+use crate::motion::{FieldStats, PictureType};
+
+/// Frames from one keyframe to the next for `interval`, and the bound for `adaptive`: the GOP
+/// AR-Seg evaluates with.
+pub const DEFAULT_KEYFRAME_INTERVAL: u32 = 12;
+/// Bound for `codec`: about 2.4 s at 25 fps. Streams with longer GOPs (many cameras send one
+/// I-frame every few seconds) get extra keyframes, since propagated results go stale anyway.
+pub const DEFAULT_CODEC_MAX_INTERVAL: u32 = 60;
+/// Share of uncovered cells at which `adaptive` starts a keyframe. To be tuned on generated
+/// data.
+pub const DEFAULT_UNCOVERED_THRESHOLD: f32 = 0.25;
+/// Mean accumulated displacement, in frame pixels, at which `adaptive` starts a keyframe. To be
+/// tuned on generated data.
+pub const DEFAULT_MOTION_THRESHOLD: f32 = 24.0;
+
+/// When to run the full model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KeyframePolicy {
+    /// The stream's keyframes / I-frames, and at least every `max_interval` frames. With no
+    /// codec information (raw sources) this is `Interval(max_interval)`.
+    Codec { max_interval: u32 },
+    /// Every N frames (0 and 1 both mean every frame).
+    Interval(u32),
+    /// When the accumulated field says the propagated result has gone stale: the uncovered
+    /// share reaches `uncovered_threshold` or the mean accumulated motion reaches
+    /// `motion_threshold` pixels; at least every `max_interval` frames.
+    Adaptive {
+        max_interval: u32,
+        uncovered_threshold: f32,
+        motion_threshold: f32,
+    },
+}
+
+impl KeyframePolicy {
+    pub fn codec() -> Self {
+        KeyframePolicy::Codec {
+            max_interval: DEFAULT_CODEC_MAX_INTERVAL,
+        }
+    }
+
+    pub fn adaptive() -> Self {
+        KeyframePolicy::Adaptive {
+            max_interval: DEFAULT_KEYFRAME_INTERVAL,
+            uncovered_threshold: DEFAULT_UNCOVERED_THRESHOLD,
+            motion_threshold: DEFAULT_MOTION_THRESHOLD,
+        }
+    }
+
+    /// The largest distance between keyframes this policy allows.
+    pub fn max_interval(&self) -> u32 {
+        match *self {
+            KeyframePolicy::Codec { max_interval }
+            | KeyframePolicy::Interval(max_interval)
+            | KeyframePolicy::Adaptive { max_interval, .. } => max_interval.max(1),
+        }
+    }
+}
+
+impl Default for KeyframePolicy {
+    /// `Interval(12)`: predictable cost, and what the benchmarks compare at.
+    fn default() -> Self {
+        KeyframePolicy::Interval(DEFAULT_KEYFRAME_INTERVAL)
+    }
+}
+
+/// What the element knows about a frame when it asks.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FrameFacts {
+    /// The codec (or container) marks this frame as a keyframe.
+    pub codec_keyframe: bool,
+    pub picture_type: PictureType,
+    /// Flush, seek, discont, gap or caps change before this frame: temporal state is void.
+    pub reset: bool,
+    /// No motion could be obtained for this frame (an I-frame with no estimator running, a
+    /// failed estimate): nothing to propagate with.
+    pub no_motion: bool,
+    /// Statistics of the field accumulated back to the last keyframe including this frame;
+    /// read by `Adaptive`, which falls back to its bound when they are missing.
+    pub field: Option<FieldStats>,
+}
+
+/// Why a frame is a keyframe, for provenance and stats messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyframeReason {
+    First,
+    Reset,
+    NoMotion,
+    Codec,
+    Interval,
+    /// The policy's maximum interval was reached.
+    Bound,
+    Uncovered,
+    Motion,
+}
+
+impl KeyframeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyframeReason::First => "first",
+            KeyframeReason::Reset => "reset",
+            KeyframeReason::NoMotion => "no-motion",
+            KeyframeReason::Codec => "codec",
+            KeyframeReason::Interval => "interval",
+            KeyframeReason::Bound => "bound",
+            KeyframeReason::Uncovered => "uncovered",
+            KeyframeReason::Motion => "motion",
+        }
+    }
+}
+
+/// The scheduler's answer for one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Keyframe { reason: KeyframeReason },
+    /// `distance` frames after the last keyframe (1 for the frame right after it).
+    NonKeyframe { distance: u32 },
+}
+
+impl Decision {
+    pub fn is_keyframe(&self) -> bool {
+        matches!(self, Decision::Keyframe { .. })
+    }
+}
+
+/// Keyframe decisions over a stream.
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    policy: KeyframePolicy,
+    /// Frames since the last keyframe; `None` before the first frame or after a reset.
+    distance: Option<u32>,
+}
+
+impl Scheduler {
+    pub fn new(policy: KeyframePolicy) -> Self {
+        Scheduler {
+            policy,
+            distance: None,
+        }
+    }
+
+    pub fn policy(&self) -> KeyframePolicy {
+        self.policy
+    }
+
+    /// Takes effect from the next frame; the distance to the last keyframe is kept.
+    pub fn set_policy(&mut self, policy: KeyframePolicy) {
+        self.policy = policy;
+    }
+
+    /// The next frame will be a keyframe (flush, stop).
+    pub fn reset(&mut self) {
+        self.distance = None;
+    }
+
+    /// Frames since the last keyframe, `None` before the first.
+    pub fn distance(&self) -> Option<u32> {
+        self.distance
+    }
+
+    pub fn decide(&mut self, facts: &FrameFacts) -> Decision {
+        let decision = self.rule(facts);
+        self.distance = match decision {
+            Decision::Keyframe { .. } => Some(0),
+            Decision::NonKeyframe { distance } => Some(distance),
+        };
+        decision
+    }
+
+    fn rule(&self, facts: &FrameFacts) -> Decision {
+        let keyframe = |reason| Decision::Keyframe { reason };
+        let Some(last) = self.distance else {
+            return keyframe(KeyframeReason::First);
+        };
+        if facts.reset {
+            return keyframe(KeyframeReason::Reset);
+        }
+        if facts.no_motion {
+            return keyframe(KeyframeReason::NoMotion);
+        }
+        let distance = last.saturating_add(1);
+        match self.policy {
+            KeyframePolicy::Codec { .. }
+                if facts.codec_keyframe || facts.picture_type == PictureType::I =>
+            {
+                return keyframe(KeyframeReason::Codec);
+            }
+            KeyframePolicy::Interval(_) if distance >= self.policy.max_interval() => {
+                return keyframe(KeyframeReason::Interval);
+            }
+            _ if distance >= self.policy.max_interval() => {
+                return keyframe(KeyframeReason::Bound);
+            }
+            KeyframePolicy::Adaptive {
+                uncovered_threshold,
+                motion_threshold,
+                ..
+            } => {
+                if let Some(stats) = facts.field {
+                    if stats.uncovered_share >= uncovered_threshold {
+                        return keyframe(KeyframeReason::Uncovered);
+                    }
+                    if stats.mean_magnitude >= motion_threshold {
+                        return keyframe(KeyframeReason::Motion);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Decision::NonKeyframe { distance }
+    }
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Scheduler::new(KeyframePolicy::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(scheduler: &mut Scheduler, facts: &[FrameFacts]) -> Vec<Decision> {
+        facts.iter().map(|f| scheduler.decide(f)).collect()
+    }
+
+    fn keyframes(decisions: &[Decision]) -> Vec<usize> {
+        decisions
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.is_keyframe())
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn p_frame() -> FrameFacts {
+        FrameFacts {
+            picture_type: PictureType::P,
+            ..FrameFacts::default()
+        }
+    }
+
+    fn i_frame() -> FrameFacts {
+        FrameFacts {
+            codec_keyframe: true,
+            picture_type: PictureType::I,
+            ..FrameFacts::default()
+        }
+    }
+
+    #[test]
+    fn interval_every_n_with_distances() {
+        let mut s = Scheduler::new(KeyframePolicy::Interval(4));
+        let d = run(&mut s, &[p_frame(); 10]);
+        assert_eq!(keyframes(&d), vec![0, 4, 8]);
+        assert_eq!(
+            d[0],
+            Decision::Keyframe {
+                reason: KeyframeReason::First
+            }
+        );
+        assert_eq!(d[3], Decision::NonKeyframe { distance: 3 });
+        assert_eq!(
+            d[4],
+            Decision::Keyframe {
+                reason: KeyframeReason::Interval
+            }
+        );
+        for n in [0, 1] {
+            let mut s = Scheduler::new(KeyframePolicy::Interval(n));
+            assert_eq!(keyframes(&run(&mut s, &[p_frame(); 3])), vec![0, 1, 2]);
+        }
+    }
+
+    #[test]
+    fn reset_and_missing_motion_force_keyframes() {
+        let mut s = Scheduler::new(KeyframePolicy::Interval(100));
+        let mut facts = [p_frame(); 6];
+        facts[2].reset = true;
+        facts[4].no_motion = true;
+        let d = run(&mut s, &facts);
+        assert_eq!(keyframes(&d), vec![0, 2, 4]);
+        assert_eq!(
+            d[2],
+            Decision::Keyframe {
+                reason: KeyframeReason::Reset
+            }
+        );
+        assert_eq!(d[3], Decision::NonKeyframe { distance: 1 });
+        s.reset();
+        assert_eq!(s.distance(), None);
+        assert!(s.decide(&p_frame()).is_keyframe());
+    }
+
+    #[test]
+    fn codec_follows_i_frames_with_a_bound() {
+        let mut s = Scheduler::new(KeyframePolicy::Codec { max_interval: 5 });
+        let mut facts = [p_frame(); 14];
+        facts[0] = i_frame();
+        facts[3] = i_frame();
+        // B-frame stream: picture type alone marks the I-frame.
+        facts[5] = FrameFacts {
+            picture_type: PictureType::I,
+            ..p_frame()
+        };
+        let d = run(&mut s, &facts);
+        // 5: I; then no I-frame: bound at distance 5 -> 10.
+        assert_eq!(keyframes(&d), vec![0, 3, 5, 10]);
+        assert_eq!(
+            d[10],
+            Decision::Keyframe {
+                reason: KeyframeReason::Bound
+            }
+        );
+    }
+
+    #[test]
+    fn adaptive_reads_field_statistics() {
+        let policy = KeyframePolicy::Adaptive {
+            max_interval: 6,
+            uncovered_threshold: 0.25,
+            motion_threshold: 24.0,
+        };
+        let mut s = Scheduler::new(policy);
+        let stats = |uncovered_share, mean_magnitude| FrameFacts {
+            field: Some(FieldStats {
+                uncovered_share,
+                mean_magnitude,
+                outside_share: 0.0,
+            }),
+            ..p_frame()
+        };
+        let facts = [
+            stats(0.0, 0.0),
+            stats(0.1, 5.0),
+            stats(0.3, 5.0), // uncovered
+            stats(0.0, 10.0),
+            stats(0.0, 30.0), // motion
+            stats(0.0, 1.0),
+            // No statistics: only the bound (6 after frame 4) applies.
+            p_frame(),
+            p_frame(),
+            p_frame(),
+            p_frame(),
+        ];
+        let d = run(&mut s, &facts);
+        assert_eq!(keyframes(&d), vec![0, 2, 4]);
+        assert_eq!(
+            d[2],
+            Decision::Keyframe {
+                reason: KeyframeReason::Uncovered
+            }
+        );
+        assert_eq!(
+            d[4],
+            Decision::Keyframe {
+                reason: KeyframeReason::Motion
+            }
+        );
+        assert_eq!(d[9], Decision::NonKeyframe { distance: 5 });
+        assert_eq!(
+            s.decide(&p_frame()),
+            Decision::Keyframe {
+                reason: KeyframeReason::Bound
+            }
+        );
+        // Adaptive ignores codec I-frames that still have motion (estimated).
+        assert_eq!(s.decide(&i_frame()), Decision::NonKeyframe { distance: 1 });
+    }
+
+    #[test]
+    fn policy_change_keeps_the_distance() {
+        let mut s = Scheduler::new(KeyframePolicy::Interval(10));
+        run(&mut s, &[p_frame(); 4]);
+        s.set_policy(KeyframePolicy::Interval(3));
+        assert!(s.decide(&p_frame()).is_keyframe());
+    }
+}
