@@ -47,6 +47,12 @@ install_venv() {
     "$venv/bin/pip" install -q -r "$req"
     touch "$venv/.complete"
   fi
+  local dev="$ROOT/models/requirements-dev.txt"
+  local dev_mark="$venv/.dev-$(sha256sum "$dev" | cut -c1-16)"
+  if [ ! -f "$dev_mark" ]; then
+    "$venv/bin/pip" install -q -r "$dev"
+    touch "$dev_mark"
+  fi
   if [ -d .venv ] && [ ! -L .venv ]; then
     log ".venv is a real directory; leaving it as it is"
   elif [ "$(readlink .venv 2>/dev/null)" != "$venv" ]; then

@@ -1,17 +1,32 @@
 //! vss: video semantic segmentation for GStreamer that runs the expensive model on keyframes and
 //! carries its result to the other frames along the motion vectors the codec already computed.
 //!
-//! Elements: `vssdec` (libavcodec decoder exporting motion vectors as [`meta::MotionMeta`]).
+//! Elements: `vssdec` (libavcodec decoder exporting motion vectors as [`meta::MotionMeta`]) and
+//! `vsssegment` (segmentation, attaching [`meta::SegmentationMeta`] and an overlay).
 
 use gst::glib;
 
 pub mod codec;
 pub mod meta;
+pub mod model;
 pub mod motion;
+pub mod schedule;
+pub mod segmenter;
 pub mod vssdec;
+pub mod vsssegment;
+
+/// Registers the plugin's elements in this process unless GStreamer already found the plugin on
+/// its path, for applications and tests that link the crate.
+pub fn ensure_registered() -> Result<(), glib::BoolError> {
+    if gst::ElementFactory::find("vssdec").is_some() {
+        return Ok(());
+    }
+    plugin_register_static()
+}
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     vssdec::register(plugin)?;
+    vsssegment::register(plugin)?;
     Ok(())
 }
 

@@ -92,7 +92,9 @@ def validate_manifest(manifest: Any, source: Union[str, Path] = MANIFEST) -> Dic
             raise _fail(source, f"classes[{i}]", "must be an object with id, name, color")
         cid = _get(cls, "id", int, source, prefix)
         if cid != i:
-            raise _fail(source, prefix + "id", f"must be {i} (ids are the logits channels, in order), got {cid}")
+            raise _fail(
+                source, prefix + "id", f"must be {i} (ids are the logits channels, in order), got {cid}"
+            )
         _text(cls, "name", source, prefix)
         color = _get(cls, "color", list, source, prefix)
         if len(color) != 3 or not all(
@@ -112,7 +114,8 @@ def validate_manifest(manifest: Any, source: Union[str, Path] = MANIFEST) -> Dic
         raise _fail(
             source,
             "input.native_size",
-            f"must be [height, width], positive multiples of input.size_multiple ({multiple}), got {native!r}",
+            f"must be [height, width], positive multiples of input.size_multiple ({multiple}), "
+            f"got {native!r}",
         )
     _text(inp, "normalization", source, "input.")
 
@@ -191,7 +194,9 @@ def resolve(path_or_name: Union[str, Path]) -> Path:
     if shipped.is_dir():
         return shipped
     available = sorted(d.name for d in paths.BUNDLES_DIR.iterdir()) if paths.BUNDLES_DIR.is_dir() else []
-    raise BundleError(f"no bundle at {p} and no shipped bundle named {str(path_or_name)!r} (shipped: {available})")
+    raise BundleError(
+        f"no bundle at {p} and no shipped bundle named {str(path_or_name)!r} (shipped: {available})"
+    )
 
 
 def read(path_or_name: Union[str, Path]) -> Bundle:
@@ -211,11 +216,25 @@ def read(path_or_name: Union[str, Path]) -> Bundle:
     return Bundle(folder, manifest)
 
 
+def format_json(value: Any, indent: int = 0, width: int = 100) -> str:
+    """JSON with 2-space indentation where a value does not fit on one line (so each class of
+    a manifest is one line), keys in insertion order."""
+    flat = json.dumps(value)
+    if len(flat) + indent <= width or not isinstance(value, (dict, list)) or not value:
+        return flat
+    pad = " " * (indent + 2)
+    if isinstance(value, dict):
+        items = [f"{pad}{json.dumps(k)}: {format_json(v, indent + 2, width)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    items = [pad + format_json(v, indent + 2, width) for v in value]
+    return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
+
+
 def write_manifest(folder: Path, manifest: Dict) -> Path:
-    """Validates then writes manifest.json (stable key order, 2-space indent)."""
+    """Validates then writes manifest.json."""
     path = Path(folder) / MANIFEST
     validate_manifest(manifest, path)
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    path.write_text(format_json(manifest) + "\n")
     return path
 
 
@@ -223,4 +242,3 @@ def shipped_names() -> List[str]:
     if not paths.BUNDLES_DIR.is_dir():
         return []
     return sorted(d.name for d in paths.BUNDLES_DIR.iterdir() if (d / MANIFEST).is_file())
-

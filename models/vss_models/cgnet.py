@@ -20,9 +20,7 @@ BN_EPS = 1e-3
 class Conv(nn.Module):
     """Bias-free 'same' convolution (weights under `.conv`); depthwise when `depthwise`."""
 
-    def __init__(
-        self, c_in: int, c_out: int, k: int, stride: int = 1, dilation: int = 1, depthwise=False
-    ):
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1, dilation: int = 1, depthwise=False):
         super().__init__()
         pad = (k - 1) // 2 * dilation
         groups = c_in if depthwise else 1

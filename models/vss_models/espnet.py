@@ -158,9 +158,7 @@ class ESPNet(nn.Module):
         self.combine_l2_l3 = nn.Sequential(
             BNPReLU(2 * classes), ESPBlock(2 * classes, classes, residual=False)
         )
-        self.up_l2 = nn.Sequential(
-            nn.ConvTranspose2d(classes, classes, 2, 2, bias=False), BNPReLU(classes)
-        )
+        self.up_l2 = nn.Sequential(nn.ConvTranspose2d(classes, classes, 2, 2, bias=False), BNPReLU(classes))
         self.classifier = nn.ConvTranspose2d(classes, classes, 2, 2, bias=False)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:

@@ -85,13 +85,11 @@ class EESP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         r = self.proj_1x1(x)
         outs: List[Tensor] = []
-        prev = torch.zeros(0)
-        for i, branch in enumerate(self.spp_dw):
+        for branch in self.spp_dw:
             y = branch(r)
-            if i > 0:
-                y = y + prev
+            if len(outs) > 0:
+                y = y + outs[-1]  # hierarchical feature fusion
             outs.append(y)
-            prev = y
         y = self.conv_1x1_exp(self.br_after_cat(torch.cat(outs, 1)))
         if self.stride == 2:
             return y
@@ -123,13 +121,9 @@ class Encoder(nn.Module):
         self.level1 = ConvBN(3, w[0], 3, 2)
         self.level2_0 = DownSampler(w[0], w[1], RECEPTIVE_LIMIT[0])
         self.level3_0 = DownSampler(w[1], w[2], RECEPTIVE_LIMIT[1])
-        self.level3 = nn.ModuleList(
-            [EESP(w[2], w[2], 1, RECEPTIVE_LIMIT[2]) for _ in range(LEVEL3_BLOCKS)]
-        )
+        self.level3 = nn.ModuleList([EESP(w[2], w[2], 1, RECEPTIVE_LIMIT[2]) for _ in range(LEVEL3_BLOCKS)])
         self.level4_0 = DownSampler(w[2], w[3], RECEPTIVE_LIMIT[2])
-        self.level4 = nn.ModuleList(
-            [EESP(w[3], w[3], 1, RECEPTIVE_LIMIT[3]) for _ in range(LEVEL4_BLOCKS)]
-        )
+        self.level4 = nn.ModuleList([EESP(w[3], w[3], 1, RECEPTIVE_LIMIT[3]) for _ in range(LEVEL4_BLOCKS)])
 
 
 class ConvBNAct(nn.Module):

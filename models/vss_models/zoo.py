@@ -103,7 +103,9 @@ SPECS: Dict[str, BundleSpec] = {
         ),
         BundleSpec(
             name="cityscapes-espnetv2",
-            description="ESPNetv2 s=2.0 (Mehta et al., CVPR 2019), Cityscapes 19 classes, trained at 1024x512",
+            description=(
+                "ESPNetv2 s=2.0 (Mehta et al., CVPR 2019), Cityscapes 19 classes, trained at 1024x512"
+            ),
             dataset="cityscapes",
             build=lambda: ESPNetv2(classes=20),
             weights="espnetv2_s2.0_cityscapes_1024x512.pth",

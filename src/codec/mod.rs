@@ -102,6 +102,8 @@ pub enum PixelLayout {
     Y444,
     Gray8,
     I420_10le,
+    I422_10le,
+    Y444_10le,
 }
 
 impl PixelLayout {
@@ -115,6 +117,8 @@ impl PixelLayout {
             Pixel::YUV444P | Pixel::YUVJ444P => PixelLayout::Y444,
             Pixel::GRAY8 => PixelLayout::Gray8,
             Pixel::YUV420P10LE => PixelLayout::I420_10le,
+            Pixel::YUV422P10LE => PixelLayout::I422_10le,
+            Pixel::YUV444P10LE => PixelLayout::Y444_10le,
             _ => return None,
         })
     }

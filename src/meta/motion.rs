@@ -1,13 +1,13 @@
 //! `VssMotionMeta`: the codec's motion vectors and picture type, attached to every frame by vssdec.
 
+use std::ffi::CStr;
 use std::fmt;
-use std::mem;
-use std::ptr;
+use std::sync::OnceLock;
 
 use gst::glib;
-use gst::glib::translate::{IntoGlib, from_glib};
 use gst::prelude::*;
 
+use super::stored::{self, MetaInfoPtr, RawMeta, StoredMeta};
 use crate::motion::{MotionVector, PictureType};
 
 /// What the decoder knows about a frame's motion.
@@ -15,7 +15,7 @@ use crate::motion::{MotionVector, PictureType};
 /// A keyframe carries an empty list; so does a frame whose codec exports no vectors, which is
 /// told apart by [`MotionMeta::vectors_available`] being false (e.g. HEVC on FFmpeg 5.1).
 #[repr(transparent)]
-pub struct MotionMeta(imp::MotionMeta);
+pub struct MotionMeta(RawMeta<MotionInfo>);
 
 // SAFETY: the meta owns plain data only.
 unsafe impl Send for MotionMeta {}
@@ -30,51 +30,60 @@ pub struct MotionInfo {
     pub vectors: Vec<MotionVector>,
 }
 
+impl StoredMeta for MotionInfo {
+    const API_NAME: &'static CStr = c"VssMotionMetaAPI";
+    const IMPL_NAME: &'static CStr = c"VssMotionMeta";
+    fn api_cell() -> &'static OnceLock<glib::Type> {
+        static CELL: OnceLock<glib::Type> = OnceLock::new();
+        &CELL
+    }
+    fn info_cell() -> &'static OnceLock<MetaInfoPtr> {
+        static CELL: OnceLock<MetaInfoPtr> = OnceLock::new();
+        &CELL
+    }
+    // Vectors are in pixels of this frame: a scale or crop would make them wrong.
+}
+
 impl MotionMeta {
-    pub fn add(buffer: &mut gst::BufferRef, info: MotionInfo) -> gst::MetaRefMut<'_, Self, gst::meta::Standalone> {
-        // SAFETY: gst_buffer_add_meta calls our init, which moves `info` into the meta; the meta
-        // info pointer is the registered one for this type.
-        unsafe {
-            let mut params = mem::ManuallyDrop::new(info);
-            let meta = gst::ffi::gst_buffer_add_meta(
-                buffer.as_mut_ptr(),
-                imp::motion_meta_get_info(),
-                &mut *params as *mut MotionInfo as glib::ffi::gpointer,
-            ) as *mut imp::MotionMeta;
-            Self::from_mut_ptr(buffer, meta)
-        }
+    pub fn add(
+        buffer: &mut gst::BufferRef,
+        info: MotionInfo,
+    ) -> gst::MetaRefMut<'_, Self, gst::meta::Standalone> {
+        let meta = stored::add(buffer, info);
+        // SAFETY: `add` returned a meta of this type attached to `buffer`.
+        unsafe { Self::from_mut_ptr(buffer, meta) }
     }
 
     pub fn picture_type(&self) -> PictureType {
-        self.0.info.picture_type
+        self.0.value.picture_type
     }
 
     /// Whether the codec marked this frame as a keyframe (IDR / I-frame random access point).
     pub fn is_keyframe(&self) -> bool {
-        self.0.info.keyframe
+        self.0.value.keyframe
     }
 
     /// False when the codec exports no motion vectors at all (the list is then meaningless).
     pub fn vectors_available(&self) -> bool {
-        self.0.info.vectors_available
+        self.0.value.vectors_available
     }
 
     /// The vectors exactly as FFmpeg exported them, in its order.
     pub fn vectors(&self) -> &[MotionVector] {
-        &self.0.info.vectors
+        &self.0.value.vectors
     }
 
     pub fn info(&self) -> &MotionInfo {
-        &self.0.info
+        &self.0.value
     }
 }
 
-// SAFETY: MotionMeta is repr(transparent) over a struct starting with GstMeta.
+// SAFETY: MotionMeta is repr(transparent) over RawMeta, which starts with GstMeta.
 unsafe impl MetaAPI for MotionMeta {
-    type GstType = imp::MotionMeta;
+    type GstType = RawMeta<MotionInfo>;
 
     fn meta_api() -> glib::Type {
-        imp::motion_meta_api_get_type()
+        stored::api_type::<MotionInfo>()
     }
 }
 
@@ -86,98 +95,6 @@ impl fmt::Debug for MotionMeta {
             .field("vectors_available", &self.vectors_available())
             .field("vectors", &self.vectors().len())
             .finish()
-    }
-}
-
-mod imp {
-    use super::*;
-    use gst::meta::MetaTransform;
-    use once_cell::sync::Lazy;
-
-    #[repr(C)]
-    pub struct MotionMeta {
-        parent: gst::ffi::GstMeta,
-        pub(super) info: MotionInfo,
-    }
-
-    pub(super) fn motion_meta_api_get_type() -> glib::Type {
-        static TYPE: Lazy<glib::Type> = Lazy::new(|| unsafe {
-            let t = from_glib(gst::ffi::gst_meta_api_type_register(
-                c"VssMotionMetaAPI".as_ptr(),
-                [ptr::null::<std::os::raw::c_char>()].as_ptr() as *mut *const _,
-            ));
-            assert_ne!(t, glib::Type::INVALID);
-            t
-        });
-        *TYPE
-    }
-
-    unsafe extern "C" fn motion_meta_init(
-        meta: *mut gst::ffi::GstMeta,
-        params: glib::ffi::gpointer,
-        _buffer: *mut gst::ffi::GstBuffer,
-    ) -> glib::ffi::gboolean {
-        unsafe {
-            let meta = &mut *(meta as *mut MotionMeta);
-            let info = if params.is_null() {
-                MotionInfo::default()
-            } else {
-                ptr::read(params as *const MotionInfo)
-            };
-            ptr::write(&mut meta.info, info);
-        }
-        true.into_glib()
-    }
-
-    unsafe extern "C" fn motion_meta_free(
-        meta: *mut gst::ffi::GstMeta,
-        _buffer: *mut gst::ffi::GstBuffer,
-    ) {
-        unsafe {
-            let meta = &mut *(meta as *mut MotionMeta);
-            ptr::drop_in_place(&mut meta.info);
-        }
-    }
-
-    unsafe extern "C" fn motion_meta_transform(
-        dest: *mut gst::ffi::GstBuffer,
-        meta: *mut gst::ffi::GstMeta,
-        _buffer: *mut gst::ffi::GstBuffer,
-        type_: glib::ffi::GQuark,
-        _data: glib::ffi::gpointer,
-    ) -> glib::ffi::gboolean {
-        // Copies survive buffer copies only: a scale or crop would make the vectors wrong.
-        unsafe {
-            if type_ != gst::meta::MetaTransformCopy::quark().into_glib() {
-                return false.into_glib();
-            }
-            let meta = &*(meta as *const MotionMeta);
-            let dest = gst::BufferRef::from_mut_ptr(dest);
-            super::MotionMeta::add(dest, meta.info.clone());
-        }
-        true.into_glib()
-    }
-
-    pub(super) fn motion_meta_get_info() -> *const gst::ffi::GstMetaInfo {
-        struct MetaInfo(ptr::NonNull<gst::ffi::GstMetaInfo>);
-        // SAFETY: the registered info is immutable and lives forever.
-        unsafe impl Send for MetaInfo {}
-        unsafe impl Sync for MetaInfo {}
-
-        static INFO: Lazy<MetaInfo> = Lazy::new(|| unsafe {
-            MetaInfo(
-                ptr::NonNull::new(gst::ffi::gst_meta_register(
-                    motion_meta_api_get_type().into_glib(),
-                    c"VssMotionMeta".as_ptr(),
-                    mem::size_of::<MotionMeta>(),
-                    Some(motion_meta_init),
-                    Some(motion_meta_free),
-                    Some(motion_meta_transform),
-                ) as *mut gst::ffi::GstMetaInfo)
-                .expect("registering VssMotionMeta failed"),
-            )
-        });
-        INFO.0.as_ptr()
     }
 }
 

@@ -190,6 +190,12 @@ impl ElementImpl for VssDec {
                         .build(),
                 )
                 .structure(
+                    gst::Structure::builder("video/x-divx")
+                        .field("divxversion", gst::IntRange::new(4i32, 5))
+                        .build(),
+                )
+                .structure(gst::Structure::builder("video/x-xvid").build())
+                .structure(
                     gst::Structure::builder("video/mpeg")
                         .field("mpegversion", 2i32)
                         .field("systemstream", false)
@@ -205,6 +211,8 @@ impl ElementImpl for VssDec {
                     gst_video::VideoFormat::Y444,
                     gst_video::VideoFormat::Gray8,
                     gst_video::VideoFormat::I42010le,
+                    gst_video::VideoFormat::I42210le,
+                    gst_video::VideoFormat::Y44410le,
                 ])
                 .build();
             vec![
@@ -253,6 +261,7 @@ impl VideoDecoderImpl for VssDec {
         let codec = match s.name().as_str() {
             "video/x-h264" => CodecKind::H264,
             "video/x-h265" => CodecKind::Hevc,
+            "video/x-divx" | "video/x-xvid" => CodecKind::Mpeg4Part2,
             "video/mpeg" => match s.get::<i32>("mpegversion") {
                 Ok(4) => CodecKind::Mpeg4Part2,
                 Ok(2) => CodecKind::Mpeg2,
@@ -319,7 +328,7 @@ impl VideoDecoderImpl for VssDec {
             }
         }
         self.push_decoded()?;
-        self.release_stale_frames(number);
+        self.release_stale_frames(Some(number));
         Ok(gst::FlowSuccess::Ok)
     }
 
@@ -352,6 +361,8 @@ impl VssDec {
             }
         }
         let result = self.push_decoded();
+        // Whatever is still pending after a full drain will never come out.
+        self.release_stale_frames(None);
         if let Some(state) = self.state.lock().unwrap().as_mut() {
             // After EOF libavcodec accepts input again only once flushed.
             state.decoder.flush();
@@ -457,6 +468,8 @@ impl VssDec {
             PixelLayout::Y444 => gst_video::VideoFormat::Y444,
             PixelLayout::Gray8 => gst_video::VideoFormat::Gray8,
             PixelLayout::I420_10le => gst_video::VideoFormat::I42010le,
+            PixelLayout::I422_10le => gst_video::VideoFormat::I42210le,
+            PixelLayout::Y444_10le => gst_video::VideoFormat::Y44410le,
         };
         let obj = self.obj();
         let output_state = obj.set_output_state(
@@ -490,26 +503,38 @@ impl VssDec {
         self.obj().set_latency(latency, latency);
     }
 
-    /// Releases frames the codec will never output (dropped inside libavcodec).
-    fn release_stale_frames(&self, newest: u32) {
+    /// Releases frames the codec will never output (dropped inside libavcodec: undecodable data,
+    /// or pictures before the first keyframe), with one warning per batch.
+    fn release_stale_frames(&self, newest: Option<u32>) {
         let delay = self
             .state
             .lock()
             .unwrap()
             .as_ref()
             .map_or(0, |s| s.decoder.delay_frames());
-        let horizon = newest.saturating_sub(delay + STALE_FRAME_SLACK);
         let obj = self.obj();
+        let mut skipped = Vec::new();
         for frame in obj.frames() {
-            if frame.system_frame_number() < horizon {
-                gst::debug!(
-                    CAT,
-                    imp = self,
-                    "frame {} produced no picture: released",
-                    frame.system_frame_number()
-                );
+            let number = frame.system_frame_number();
+            let stale = match newest {
+                Some(newest) => number < newest.saturating_sub(delay + STALE_FRAME_SLACK),
+                None => true,
+            };
+            if stale {
+                skipped.push(number);
                 obj.release_frame(frame);
             }
+        }
+        if !skipped.is_empty() {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Decode,
+                (
+                    "{} frame(s) produced no picture (corrupt data or no keyframe yet): skipped",
+                    skipped.len()
+                ),
+                ["frames {skipped:?}"]
+            );
         }
     }
 }

@@ -1,0 +1,354 @@
+//! A loaded model bundle: its manifest and its TorchScript module, ready on a device.
+
+use std::path::{Path, PathBuf};
+
+use tch::{CModule, Device, IValue, Kind, Tensor};
+
+use super::error::ModelError;
+use super::manifest::{MANIFEST_FILE, Manifest, Scheme};
+
+/// Environment variable naming an extra folder of bundles, searched before the shipped ones.
+pub const MODELS_DIR_ENV: &str = "VSS_MODELS_DIR";
+
+/// The bundles shipped in the source tree (`models/bundles`), fixed at build time.
+pub const SHIPPED_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/bundles");
+
+/// The bundle the element uses when `model=` is not set.
+pub const DEFAULT_BUNDLE: &str = "camvid-espnet";
+
+/// Forward passes at native size run by [`Bundle::load`]: TorchScript's profiling executor
+/// optimises during the first calls, the first being several times slower.
+pub const WARMUP_PASSES: usize = 2;
+
+/// A bundle loaded on a device. The module is in eval mode and warmed up at native size.
+pub struct Bundle {
+    folder: PathBuf,
+    manifest_path: PathBuf,
+    module_path: PathBuf,
+    manifest: Manifest,
+    module: CModule,
+    device: Device,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("name", &self.manifest.name)
+            .field("folder", &self.folder)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bundle {
+    /// Loads `spec` (a bundle folder, its manifest.json, or a shipped bundle's name) onto
+    /// `device`, checks the module against its manifest and warms it up.
+    pub fn load(spec: &str, device: Device) -> Result<Bundle, ModelError> {
+        Bundle::load_with_warmup(spec, device, WARMUP_PASSES)
+    }
+
+    /// [`Bundle::load`] with `passes` warm-up calls. `image` bundles always run at least one
+    /// pass, which checks the outputs' shapes against the manifest.
+    pub fn load_with_warmup(
+        spec: &str,
+        device: Device,
+        passes: usize,
+    ) -> Result<Bundle, ModelError> {
+        let folder = resolve(spec)?;
+        let manifest_path = folder.join(MANIFEST_FILE);
+        if !manifest_path.is_file() {
+            return Err(ModelError::NoManifest { folder });
+        }
+        let manifest = Manifest::read(&manifest_path)?;
+        let module_path = folder.join(&manifest.files.module);
+        if !module_path.is_file() {
+            return Err(ModelError::ModuleMissing {
+                manifest: manifest_path,
+                module: module_path,
+            });
+        }
+        let mut module =
+            CModule::load_on_device(&module_path, device).map_err(|e| ModelError::ModuleLoad {
+                path: module_path.clone(),
+                message: e.to_string(),
+            })?;
+        module.f_set_eval().map_err(|e| ModelError::ModuleLoad {
+            path: module_path.clone(),
+            message: format!("cannot switch to eval mode: {e}"),
+        })?;
+        let bundle = Bundle {
+            folder,
+            manifest_path,
+            module_path,
+            manifest,
+            module,
+            device,
+        };
+        if bundle.manifest.scheme == Scheme::Image {
+            let (h, w) = bundle.manifest.native_size();
+            bundle.warm_up(h, w, passes.max(1))?;
+        }
+        Ok(bundle)
+    }
+
+    /// Runs `passes` forward calls on a grey `height x width` image and checks the outputs'
+    /// shapes against the manifest. Call again after changing the working size.
+    pub fn warm_up(&self, height: u32, width: u32, passes: usize) -> Result<(), ModelError> {
+        let image = Tensor::f_full(
+            [1, 3, i64::from(height), i64::from(width)],
+            128,
+            (Kind::Uint8, self.device),
+        )
+        .map_err(|e| self.contract_error(format!("warm-up input: {e}")))?;
+        for _ in 0..passes {
+            let (logits, features) = self.forward(&image)?;
+            self.check_outputs(height, width, &logits, &features)?;
+        }
+        Ok(())
+    }
+
+    fn check_outputs(
+        &self,
+        height: u32,
+        width: u32,
+        logits: &Tensor,
+        features: &Tensor,
+    ) -> Result<(), ModelError> {
+        let (h, w) = (i64::from(height), i64::from(width));
+        let m = &self.manifest;
+        let s = i64::from(m.logits_stride());
+        let want_logits = [1, m.num_classes() as i64, h / s, w / s];
+        let (fc, fs) = m.features();
+        let want_features = [1, i64::from(fc), h / i64::from(fs), w / i64::from(fs)];
+        for (what, t, want) in [
+            ("logits", logits, want_logits),
+            ("features", features, want_features),
+        ] {
+            if t.size() != want || t.kind() != Kind::Float {
+                return Err(self.contract_error(format!(
+                    "forward on a {height}x{width} image returns {what} {:?} {:?}, but \
+                     manifest.json promises float32 {want:?} (classes, logits_stride, features)",
+                    t.kind(),
+                    t.size()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn contract_error(&self, message: String) -> ModelError {
+        ModelError::ModuleContract {
+            path: self.module_path.clone(),
+            message,
+        }
+    }
+
+    /// The `image` scheme's call: uint8 RGB `[1, 3, H, W]` (any strides; H and W multiples of
+    /// `size_multiple`) to `(logits [1, K, H/logits_stride, W/logits_stride], features
+    /// [1, C, H/stride, W/stride])`, float32, on the bundle's device. Runs without autograd.
+    pub fn forward(&self, image: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
+        let m = &self.manifest;
+        if m.scheme != Scheme::Image {
+            return Err(ModelError::UnsupportedScheme {
+                bundle: m.name.clone(),
+                scheme: m.scheme,
+                method: "forward",
+                why: "(only 'image' bundles can run yet; the temporal schemes come with their \
+                      trained bundles)",
+            });
+        }
+        self.check_image(image)?;
+        let image = if image.device() == self.device {
+            image.shallow_clone()
+        } else {
+            image
+                .f_to_device(self.device)
+                .map_err(|e| self.inference_error(e))?
+        };
+        let output = tch::no_grad(|| self.module.forward_is(&[IValue::Tensor(image)]))
+            .map_err(|e| self.inference_error(e))?;
+        match output {
+            IValue::Tuple(mut items) if items.len() == 2 => {
+                let features = items.pop();
+                let logits = items.pop();
+                match (logits, features) {
+                    (Some(IValue::Tensor(l)), Some(IValue::Tensor(f))) => Ok((l, f)),
+                    _ => Err(self
+                        .contract_error("forward must return (logits, features) tensors".into())),
+                }
+            }
+            _ => Err(self.contract_error("forward must return a tuple (logits, features)".into())),
+        }
+    }
+
+    fn check_image(&self, image: &Tensor) -> Result<(), ModelError> {
+        let size = image.size();
+        let multiple = i64::from(self.manifest.size_multiple());
+        let problem = if image.kind() != Kind::Uint8 {
+            format!("the image must be uint8, got {:?}", image.kind())
+        } else if size.len() != 4 || size[0] != 1 || size[1] != 3 {
+            format!("the image must be [1, 3, H, W] RGB, got {size:?}")
+        } else if size[2] % multiple != 0 || size[3] % multiple != 0 || size[2] == 0 {
+            format!(
+                "image size {}x{} (h x w) is not a multiple of the bundle's size_multiple \
+                 {multiple}",
+                size[2], size[3]
+            )
+        } else {
+            return Ok(());
+        };
+        Err(ModelError::BadInput {
+            bundle: self.manifest.name.clone(),
+            message: problem,
+        })
+    }
+
+    fn inference_error(&self, source: tch::TchError) -> ModelError {
+        ModelError::Inference {
+            bundle: self.manifest.name.clone(),
+            path: self.module_path.clone(),
+            source,
+        }
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    pub fn manifest_path(&self) -> &Path {
+        &self.manifest_path
+    }
+
+    pub fn module_path(&self) -> &Path {
+        &self.module_path
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Names of the shipped bundles (`$VSS_MODELS_DIR` first, then the source tree's
+    /// `models/bundles`), sorted, each once.
+    pub fn list_shipped() -> Vec<String> {
+        let mut names: Vec<String> = bundle_dirs()
+            .iter()
+            .filter_map(|dir| std::fs::read_dir(dir).ok())
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().join(MANIFEST_FILE).is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// Folders holding bundles by name, in search order.
+fn bundle_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::var_os(MODELS_DIR_ENV).filter(|d| !d.is_empty()) {
+        dirs.push(PathBuf::from(dir));
+    }
+    dirs.push(PathBuf::from(SHIPPED_DIR));
+    dirs
+}
+
+/// The bundle folder `spec` names: a folder, a manifest.json inside one, or the name of a
+/// bundle in `$VSS_MODELS_DIR` or the shipped `models/bundles`.
+pub fn resolve(spec: &str) -> Result<PathBuf, ModelError> {
+    let path = Path::new(spec);
+    if path.is_file() && path.file_name().is_some_and(|n| n == MANIFEST_FILE) {
+        let parent = path.parent().unwrap_or(Path::new("."));
+        return Ok(if parent.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            parent.to_path_buf()
+        });
+    }
+    if path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let mut searched = vec![path.to_path_buf()];
+    // A bare name (no separator) can be a shipped bundle.
+    if !spec.is_empty() && !spec.contains(std::path::MAIN_SEPARATOR) && spec != "." && spec != ".."
+    {
+        for dir in bundle_dirs() {
+            let candidate = dir.join(spec);
+            if candidate.is_dir() {
+                return Ok(candidate);
+            }
+            searched.push(candidate);
+        }
+    }
+    Err(ModelError::BundleNotFound {
+        spec: spec.to_string(),
+        searched,
+        shipped: Bundle::list_shipped(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_can_move_between_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<Bundle>();
+    }
+
+    #[test]
+    fn shipped_bundles_are_listed_and_resolved() {
+        let names = Bundle::list_shipped();
+        for name in ["camvid-cgnet", "camvid-espnet", "cityscapes-espnetv2"] {
+            assert!(names.iter().any(|n| n == name), "{names:?}");
+        }
+        let folder = resolve(DEFAULT_BUNDLE).unwrap();
+        assert_eq!(folder, Path::new(SHIPPED_DIR).join(DEFAULT_BUNDLE));
+        assert_eq!(
+            resolve(&folder.join(MANIFEST_FILE).to_string_lossy()).unwrap(),
+            folder
+        );
+        assert_eq!(resolve(&folder.to_string_lossy()).unwrap(), folder);
+    }
+
+    #[test]
+    fn unknown_names_list_what_exists() {
+        let e = resolve("no-such-bundle").unwrap_err().to_string();
+        assert!(e.contains("\"no-such-bundle\""), "{e}");
+        assert!(e.contains("camvid-espnet"), "{e}");
+        assert!(e.contains("models/bundles/no-such-bundle"), "{e}");
+        let e = resolve("/nonexistent/dir/x").unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/dir/x"), "{e}");
+    }
+
+    #[test]
+    fn default_bundle_loads_and_runs_on_cpu() {
+        let bundle = Bundle::load_with_warmup(DEFAULT_BUNDLE, Device::Cpu, 1).unwrap();
+        assert_eq!(bundle.name(), DEFAULT_BUNDLE);
+        let image = Tensor::zeros([1, 3, 64, 96], (Kind::Uint8, Device::Cpu));
+        let (logits, features) = bundle.forward(&image).unwrap();
+        assert_eq!(logits.size(), [1, 11, 64, 96]);
+        assert_eq!(features.size(), [1, 12, 32, 48]);
+        let odd = Tensor::zeros([1, 3, 60, 96], (Kind::Uint8, Device::Cpu));
+        let e = bundle.forward(&odd).unwrap_err().to_string();
+        assert!(e.contains("size_multiple 8"), "{e}");
+        let float = Tensor::zeros([1, 3, 64, 96], (Kind::Float, Device::Cpu));
+        assert!(
+            bundle
+                .forward(&float)
+                .unwrap_err()
+                .to_string()
+                .contains("uint8")
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! Why a bundle, a device or a tensor operation could not be used; every error names its file.
+
+use std::path::PathBuf;
+
+use super::manifest::Scheme;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// `model=` named neither a folder, nor a manifest.json, nor a shipped bundle.
+    #[error(
+        "no model bundle {spec:?}: not a folder or manifest.json, and no shipped bundle of that \
+         name (looked in {searched}; shipped: {shipped})",
+        searched = display_paths(.searched),
+        shipped = if .shipped.is_empty() { "none".to_string() } else { .shipped.join(", ") }
+    )]
+    BundleNotFound {
+        spec: String,
+        searched: Vec<PathBuf>,
+        shipped: Vec<String>,
+    },
+
+    #[error("{}: no manifest.json in the bundle folder", .folder.display())]
+    NoManifest { folder: PathBuf },
+
+    #[error("{}: cannot read: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// The manifest is not JSON, or a field is missing or has the wrong type (serde's message
+    /// names the field and the line).
+    #[error("{}: {message}", .path.display())]
+    ManifestParse { path: PathBuf, message: String },
+
+    /// A field parsed but breaks the contract in models/README.md.
+    #[error("{}: field '{field}' {problem}", .path.display())]
+    ManifestField {
+        path: PathBuf,
+        field: String,
+        problem: String,
+    },
+
+    #[error(
+        "{}: field 'files.module' names {}, which does not exist",
+        .manifest.display(), .module.display()
+    )]
+    ModuleMissing { manifest: PathBuf, module: PathBuf },
+
+    /// libtorch refused the TorchScript file (corrupt, truncated, not TorchScript).
+    #[error("{}: libtorch cannot load this TorchScript module: {message}", .path.display())]
+    ModuleLoad { path: PathBuf, message: String },
+
+    /// The module loaded but does not do what its manifest says (checked during warm-up).
+    #[error("{}: {message}", .path.display())]
+    ModuleContract { path: PathBuf, message: String },
+
+    #[error("bundle '{bundle}' has scheme '{scheme}', which has no method '{method}' {why}")]
+    UnsupportedScheme {
+        bundle: String,
+        scheme: Scheme,
+        method: &'static str,
+        why: &'static str,
+    },
+
+    #[error("bundle '{bundle}': {message}")]
+    BadInput { bundle: String, message: String },
+
+    #[error("bundle '{bundle}' ({}): inference failed: {source}", .path.display())]
+    Inference {
+        bundle: String,
+        path: PathBuf,
+        source: tch::TchError,
+    },
+
+    #[error("invalid device {spec:?}: expected \"cpu\", \"cuda\" or \"cuda:N\"")]
+    DeviceSyntax { spec: String },
+
+    #[error("device {spec:?} requested, but CUDA is not available on this machine: {reason}")]
+    CudaUnavailable { spec: String, reason: String },
+
+    /// A raw frame whose planes do not match its layout, size and strides.
+    #[error("frame {layout} {width}x{height}: {problem}")]
+    Frame {
+        layout: super::preprocess::FrameLayout,
+        width: u32,
+        height: u32,
+        problem: String,
+    },
+
+    /// A tensor argument with the wrong shape or type for a helper.
+    #[error("{what}: {problem}")]
+    Shape { what: &'static str, problem: String },
+
+    /// A tensor operation failed inside libtorch.
+    #[error("{what}: {source}")]
+    Tensor {
+        what: &'static str,
+        source: tch::TchError,
+    },
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    if paths.is_empty() {
+        return "nowhere".into();
+    }
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Tags a libtorch error with what was being done.
+pub(crate) trait TchContext<T> {
+    fn context(self, what: &'static str) -> Result<T, ModelError>;
+}
+
+impl<T> TchContext<T> for Result<T, tch::TchError> {
+    fn context(self, what: &'static str) -> Result<T, ModelError> {
+        self.map_err(|source| ModelError::Tensor { what, source })
+    }
+}

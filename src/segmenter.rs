@@ -1,0 +1,353 @@
+//! Per-frame segmentation: schedule keyframes, run the model on them and carry the result to
+//! the frames between along the motion field. No GStreamer here; `vsssegment` calls `process`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tch::Tensor;
+
+use crate::meta::Branch;
+use crate::model::{
+    Bundle, ModelError, RawFrame, Scheme, WarpMode, YuvColorimetry, class_map, class_map_bilinear,
+    frame_to_rgb, to_vec_u8, warp,
+};
+use crate::motion::{
+    DEFAULT_CELL_SIZE, EstimatorConfig, FieldStats, LumaPlane, MotionEstimator, MotionTrack,
+    MotionVector, PictureType,
+};
+use crate::schedule::{Decision, FrameFacts, KeyframePolicy, KeyframeReason, Scheduler};
+
+/// What runs on a non-keyframe (DESIGN.md, "Scheduling and propagation").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// The model at full resolution on every frame: the baseline.
+    Full,
+    /// The model on a downscaled frame.
+    LowRes,
+    /// AR-Seg: low-resolution branch fused with warped keyframe features.
+    Fusion,
+    /// The keyframe's logits warped along the accumulated motion; no network.
+    #[default]
+    Warp,
+    /// TDNet: shallow sub-networks round robin with attention propagation.
+    Distributed,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::LowRes => "lowres",
+            Mode::Fusion => "fusion",
+            Mode::Warp => "warp",
+            Mode::Distributed => "distributed",
+        }
+    }
+
+    /// The bundle schemes that can serve this mode.
+    pub fn schemes(self) -> &'static [Scheme] {
+        match self {
+            Mode::Full | Mode::LowRes | Mode::Warp => &[Scheme::Image, Scheme::Arseg],
+            Mode::Fusion => &[Scheme::Arseg],
+            Mode::Distributed => &[Scheme::Tdnet],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SegmenterConfig {
+    pub mode: Mode,
+    pub policy: KeyframePolicy,
+    /// Side scale of the low-resolution branch (0 < s <= 1).
+    pub lowres_scale: f64,
+}
+
+/// What the codec (through vssdec's meta) says about a frame's motion.
+#[derive(Debug, Clone, Copy)]
+pub struct CodecMotion<'a> {
+    pub vectors: &'a [MotionVector],
+    /// False when the codec exports no vectors (e.g. HEVC): estimate instead.
+    pub available: bool,
+    pub keyframe: bool,
+    pub picture_type: PictureType,
+}
+
+/// One frame to segment.
+pub struct FrameInput<'a> {
+    pub frame: RawFrame<'a>,
+    pub colorimetry: YuvColorimetry,
+    /// None when no vssdec upstream: motion is estimated from luma.
+    pub codec: Option<CodecMotion<'a>>,
+    /// Flush, seek, discont, gap or caps change since the previous frame.
+    pub reset: bool,
+}
+
+/// The segmentation of one frame.
+pub struct FrameResult {
+    /// Class ids at the bundle's native size, row-major.
+    pub class_map: Arc<[u8]>,
+    pub width: u32,
+    pub height: u32,
+    pub keyframe: bool,
+    pub reason: Option<KeyframeReason>,
+    pub distance: u32,
+    pub branch: Branch,
+    pub compute_time: Duration,
+    /// Statistics of the motion field accumulated back to the keyframe, where one was kept.
+    pub field: Option<FieldStats>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("mode {mode} needs a bundle of scheme {wanted}; {bundle} is scheme {got}")]
+    Unsupported {
+        mode: &'static str,
+        wanted: String,
+        bundle: String,
+        got: &'static str,
+    },
+    #[error("motion: {0}")]
+    Motion(String),
+}
+
+pub struct Segmenter {
+    bundle: Bundle,
+    config: SegmenterConfig,
+    scheduler: Scheduler,
+    track: Option<MotionTrack>,
+    estimator: MotionEstimator,
+    estimated: Vec<MotionVector>,
+    grid: Vec<f32>,
+    /// The last keyframe's logits at native size, for `warp`.
+    key_logits: Option<Tensor>,
+}
+
+impl Segmenter {
+    pub fn new(bundle: Bundle, config: SegmenterConfig) -> Result<Self, SegmentError> {
+        let scheme = bundle.manifest().scheme;
+        if !config.mode.schemes().contains(&scheme) {
+            return Err(SegmentError::Unsupported {
+                mode: config.mode.as_str(),
+                wanted: config
+                    .mode
+                    .schemes()
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                bundle: bundle.name().to_string(),
+                got: scheme.as_str(),
+            });
+        }
+        let estimator = MotionEstimator::new(EstimatorConfig::default())
+            .map_err(|e| SegmentError::Motion(e.to_string()))?;
+        Ok(Segmenter {
+            bundle,
+            scheduler: Scheduler::new(config.policy),
+            config,
+            track: None,
+            estimator,
+            estimated: Vec::new(),
+            grid: Vec::new(),
+            key_logits: None,
+        })
+    }
+
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    pub fn config(&self) -> SegmenterConfig {
+        self.config
+    }
+
+    /// Changes the keyframe policy from the next frame on (a property set while playing).
+    pub fn set_policy(&mut self, policy: KeyframePolicy) {
+        if policy != self.config.policy {
+            self.config.policy = policy;
+            self.scheduler.set_policy(policy);
+        }
+    }
+
+    /// Forgets all temporal state: the next frame is a keyframe.
+    pub fn reset(&mut self) {
+        self.scheduler.reset();
+        self.estimator.reset();
+        self.key_logits = None;
+        if let Some(track) = self.track.as_mut() {
+            track.restart();
+        }
+    }
+
+    fn needs_motion(&self) -> bool {
+        self.config.mode == Mode::Warp
+            || matches!(self.config.policy, KeyframePolicy::Adaptive { .. })
+    }
+
+    pub fn process(&mut self, input: &FrameInput) -> Result<FrameResult, SegmentError> {
+        let start = Instant::now();
+        if input.reset {
+            self.reset();
+        }
+        let (width, height) = (input.frame.width, input.frame.height);
+        let mut no_motion = false;
+        let mut stats = None;
+        if self.needs_motion() {
+            let vectors = self.frame_motion(input)?;
+            match vectors {
+                Some(vectors) => {
+                    let track = self.track_for(width, height)?;
+                    track.advance(vectors.as_slice());
+                    stats = Some(track.accumulated().stats());
+                    self.estimated = vectors;
+                }
+                None => no_motion = true,
+            }
+        }
+        let facts = FrameFacts {
+            codec_keyframe: input.codec.is_some_and(|c| c.keyframe),
+            picture_type: input.codec.map_or(PictureType::Unknown, |c| c.picture_type),
+            reset: input.reset,
+            no_motion,
+            field: stats,
+        };
+        let mut decision = self.scheduler.decide(&facts);
+        if self.config.mode == Mode::Warp
+            && self.key_logits.is_none()
+            && !decision.is_keyframe()
+        {
+            // Nothing to warp from (e.g. after a failed keyframe): start afresh.
+            self.scheduler.reset();
+            decision = self.scheduler.decide(&FrameFacts { reset: true, ..facts });
+        }
+
+        let (h, w) = self.bundle.manifest().native_size();
+        let native = (h, w);
+        let (map, branch, keyframe, reason, distance) = match (self.config.mode, decision) {
+            (Mode::Full, d) => {
+                let logits = self.run_model(input, native)?;
+                let (reason, distance) = describe(d);
+                (class_map(&logits, h, w)?, Branch::Full, true, reason, distance)
+            }
+            (_, Decision::Keyframe { reason }) => {
+                let logits = self.run_model(input, native)?;
+                let map = class_map(&logits, h, w)?;
+                if self.config.mode == Mode::Warp {
+                    self.key_logits = Some(logits);
+                }
+                if let Some(track) = self.track.as_mut() {
+                    track.restart();
+                }
+                (map, Branch::Full, true, Some(reason), 0)
+            }
+            (Mode::LowRes, Decision::NonKeyframe { distance }) => {
+                let size = self.bundle.manifest().scaled_size(self.config.lowres_scale);
+                let logits = self.run_model(input, size)?;
+                (class_map_bilinear(&logits, h, w)?, Branch::LowRes, false, None, distance)
+            }
+            (Mode::Warp, Decision::NonKeyframe { distance }) => {
+                let key = self.key_logits.as_ref().expect("checked above");
+                let track = self.track.as_ref().expect("motion kept in warp mode");
+                track
+                    .accumulated()
+                    .write_grid(h as usize, w as usize, &mut self.grid);
+                let warped = tch::no_grad(|| warp(key, &self.grid, WarpMode::Bilinear))?;
+                (class_map(&warped, h, w)?, Branch::Warp, false, None, distance)
+            }
+            (mode @ (Mode::Fusion | Mode::Distributed), _) => {
+                return Err(SegmentError::Unsupported {
+                    mode: mode.as_str(),
+                    wanted: "a trained temporal bundle".into(),
+                    bundle: self.bundle.name().to_string(),
+                    got: self.bundle.manifest().scheme.as_str(),
+                });
+            }
+        };
+        Ok(FrameResult {
+            class_map: Arc::from(to_vec_u8(&map)?),
+            width: w,
+            height: h,
+            keyframe,
+            reason,
+            distance,
+            branch,
+            compute_time: start.elapsed(),
+            field: stats,
+        })
+    }
+
+    fn run_model(&self, input: &FrameInput, size: (u32, u32)) -> Result<Tensor, SegmentError> {
+        let image = frame_to_rgb(&input.frame, size, input.colorimetry, self.bundle.device())?;
+        let (logits, _features) = self.bundle.forward(&image)?;
+        Ok(logits)
+    }
+
+    fn track_for(&mut self, width: u32, height: u32) -> Result<&mut MotionTrack, SegmentError> {
+        let stale = self
+            .track
+            .as_ref()
+            .is_none_or(|t| (t.geometry().width, t.geometry().height) != (width, height));
+        if stale {
+            self.track = Some(
+                MotionTrack::new(width, height, DEFAULT_CELL_SIZE)
+                    .map_err(|e| SegmentError::Motion(e.to_string()))?,
+            );
+        }
+        Ok(self.track.as_mut().expect("set above"))
+    }
+
+    /// This frame's vectors: the codec's when it exports them, else our own estimate from luma.
+    /// None when there is no motion to be had (the estimator's first frame).
+    fn frame_motion(&mut self, input: &FrameInput) -> Result<Option<Vec<MotionVector>>, SegmentError> {
+        if let Some(codec) = input.codec.filter(|c| c.available) {
+            let mut v = std::mem::take(&mut self.estimated);
+            v.clear();
+            v.extend_from_slice(codec.vectors);
+            return Ok(Some(v));
+        }
+        let frame = &input.frame;
+        let computed;
+        let (data, stride) = if frame.layout.is_yuv() {
+            (frame.planes[0], frame.strides[0])
+        } else {
+            computed = rgb_luma(frame)?;
+            (computed.as_slice(), frame.width as usize)
+        };
+        let plane = LumaPlane::new(data, frame.width, frame.height, stride)
+            .map_err(|e| SegmentError::Motion(e.to_string()))?;
+        let mut out = std::mem::take(&mut self.estimated);
+        if self.estimator.push(&plane, &mut out) {
+            Ok(Some(out))
+        } else {
+            self.estimated = out;
+            Ok(None)
+        }
+    }
+}
+
+fn describe(decision: Decision) -> (Option<KeyframeReason>, u32) {
+    match decision {
+        Decision::Keyframe { reason } => (Some(reason), 0),
+        Decision::NonKeyframe { distance } => (None, distance),
+    }
+}
+
+/// The luma of an RGB frame, `width` bytes per row, for the motion estimator.
+fn rgb_luma(frame: &RawFrame) -> Result<Vec<u8>, SegmentError> {
+    let rgb = frame_to_rgb(
+        frame,
+        (frame.height, frame.width),
+        YuvColorimetry::BT601,
+        tch::Device::Cpu,
+    )?;
+    // BT.601 luma weights; one definition with the YUV conversion's Kr, Kb.
+    let weights = Tensor::from_slice(&[0.299f32, 0.587, 0.114]).view([1, 3, 1, 1]);
+    let y = (rgb.to_kind(tch::Kind::Float) * weights)
+        .sum_dim_intlist([1i64].as_slice(), false, tch::Kind::Float)
+        .round()
+        .clamp(0.0, 255.0)
+        .to_kind(tch::Kind::Uint8);
+    Ok(to_vec_u8(&y)?)
+}

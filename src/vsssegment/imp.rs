@@ -1,0 +1,572 @@
+//! vsssegment: the element glue around `Segmenter` (properties, caps, metas in and out, overlay).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use gst_video::subclass::prelude::*;
+use once_cell::sync::Lazy;
+
+use super::overlay::Palette;
+use crate::meta::{MotionMeta, Segmentation, SegmentationMeta};
+use crate::model::{
+    Bundle, ClassInfo, DEFAULT_BUNDLE, FrameLayout, RawFrame, YuvColorimetry, YuvMatrix,
+    YuvRange, parse_device, set_threads,
+};
+use crate::schedule::KeyframePolicy;
+use crate::segmenter::{CodecMotion, FrameInput, Mode, Segmenter, SegmenterConfig};
+
+static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+    gst::DebugCategory::new(
+        "vsssegment",
+        gst::DebugColorFlags::empty(),
+        Some("semantic segmentation along codec motion"),
+    )
+});
+
+const DEFAULT_DEVICE: &str = "cpu";
+const DEFAULT_THREADS: u32 = 0;
+const DEFAULT_POLICY: Policy = Policy::Interval;
+const DEFAULT_INTERVAL: u32 = 12;
+const DEFAULT_MODE: SegmentMode = SegmentMode::Warp;
+const DEFAULT_LOWRES_SCALE: f64 = 0.5;
+const DEFAULT_OVERLAY: Overlay = Overlay::Auto;
+const DEFAULT_ALPHA: f64 = 0.5;
+const DEFAULT_STATS: bool = false;
+
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstVssKeyframePolicy")]
+pub enum Policy {
+    #[enum_value(name = "The stream's own I-frames (bounded by keyframe-interval x 5)", nick = "codec")]
+    Codec = 0,
+    #[enum_value(name = "Every keyframe-interval frames", nick = "interval")]
+    Interval = 1,
+    #[enum_value(
+        name = "When accumulated motion or uncovered area says the result is stale, at most keyframe-interval apart",
+        nick = "adaptive"
+    )]
+    Adaptive = 2,
+}
+
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstVssSegmentMode")]
+pub enum SegmentMode {
+    #[enum_value(name = "Full-resolution model on every frame", nick = "full")]
+    Full = 0,
+    #[enum_value(name = "Model on a downscaled frame between keyframes", nick = "lowres")]
+    LowRes = 1,
+    #[enum_value(name = "AR-Seg: low-res branch + warped keyframe features (arseg bundles)", nick = "fusion")]
+    Fusion = 2,
+    #[enum_value(name = "Keyframe result warped along motion vectors; no network", nick = "warp")]
+    Warp = 3,
+    #[enum_value(name = "TDNet: sub-networks round robin (tdnet bundles)", nick = "distributed")]
+    Distributed = 4,
+}
+
+impl From<SegmentMode> for Mode {
+    fn from(m: SegmentMode) -> Mode {
+        match m {
+            SegmentMode::Full => Mode::Full,
+            SegmentMode::LowRes => Mode::LowRes,
+            SegmentMode::Fusion => Mode::Fusion,
+            SegmentMode::Warp => Mode::Warp,
+            SegmentMode::Distributed => Mode::Distributed,
+        }
+    }
+}
+
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstVssOverlay")]
+pub enum Overlay {
+    #[enum_value(name = "No overlay: segmentation meta only", nick = "none")]
+    None = 0,
+    #[enum_value(name = "Attach GstVideoOverlayCompositionMeta", nick = "meta")]
+    Meta = 1,
+    #[enum_value(name = "Blend the coloured map into the frame", nick = "blend")]
+    Blend = 2,
+    #[enum_value(name = "Attach the meta if downstream supports it, else blend", nick = "auto")]
+    Auto = 3,
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    model: String,
+    device: String,
+    threads: u32,
+    policy: Policy,
+    interval: u32,
+    mode: SegmentMode,
+    lowres_scale: f64,
+    overlay: Overlay,
+    alpha: f64,
+    stats: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model: DEFAULT_BUNDLE.to_string(),
+            device: DEFAULT_DEVICE.to_string(),
+            threads: DEFAULT_THREADS,
+            policy: DEFAULT_POLICY,
+            interval: DEFAULT_INTERVAL,
+            mode: DEFAULT_MODE,
+            lowres_scale: DEFAULT_LOWRES_SCALE,
+            overlay: DEFAULT_OVERLAY,
+            alpha: DEFAULT_ALPHA,
+            stats: DEFAULT_STATS,
+        }
+    }
+}
+
+impl Settings {
+    fn keyframe_policy(&self) -> KeyframePolicy {
+        let n = self.interval.max(1);
+        match self.policy {
+            Policy::Codec => KeyframePolicy::Codec {
+                max_interval: n.saturating_mul(5),
+            },
+            Policy::Interval => KeyframePolicy::Interval(n),
+            Policy::Adaptive => match KeyframePolicy::adaptive() {
+                KeyframePolicy::Adaptive {
+                    uncovered_threshold,
+                    motion_threshold,
+                    ..
+                } => KeyframePolicy::Adaptive {
+                    max_interval: n,
+                    uncovered_threshold,
+                    motion_threshold,
+                },
+                other => other,
+            },
+        }
+    }
+}
+
+struct State {
+    segmenter: Segmenter,
+    classes: Arc<[ClassInfo]>,
+    model_name: Arc<str>,
+    palette: Palette,
+    info: Option<gst_video::VideoInfo>,
+    layout: Option<FrameLayout>,
+    colorimetry: YuvColorimetry,
+    /// Downstream accepts GstVideoOverlayCompositionMeta (allocation query).
+    downstream_overlay_meta: bool,
+    pending_reset: bool,
+    frames: u64,
+}
+
+#[derive(Default)]
+pub struct VssSegment {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for VssSegment {
+    const NAME: &'static str = "GstVssSegment";
+    type Type = super::VssSegment;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for VssSegment {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+            vec![
+                glib::ParamSpecString::builder("model")
+                    .nick("Model bundle")
+                    .blurb("Bundle folder, its manifest.json, or the name of a shipped bundle (camvid-espnet, camvid-cgnet, cityscapes-espnetv2)")
+                    .default_value(Some(DEFAULT_BUNDLE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb("Where the model runs: cpu, cuda or cuda:N (CUDA is loaded only when asked)")
+                    .default_value(Some(DEFAULT_DEVICE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("Threads")
+                    .blurb("libtorch intra-op threads (0 = libtorch's default, one per core); process-wide")
+                    .default_value(DEFAULT_THREADS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("keyframe-policy", DEFAULT_POLICY)
+                    .nick("Keyframe policy")
+                    .blurb("Which frames run the full model")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("keyframe-interval")
+                    .nick("Keyframe interval")
+                    .blurb("Frames between keyframes for the interval policy; the upper bound for adaptive (codec: bound x 5)")
+                    .minimum(1)
+                    .default_value(DEFAULT_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
+                    .nick("Mode")
+                    .blurb("What runs on non-keyframes: full, lowres, fusion, warp or distributed")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("lowres-scale")
+                    .nick("Low-resolution scale")
+                    .blurb("Side scale of the low-resolution branch (lowres and fusion modes)")
+                    .minimum(0.1)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_LOWRES_SCALE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("overlay", DEFAULT_OVERLAY)
+                    .nick("Overlay")
+                    .blurb("How the coloured class map is shown: none, meta (GstVideoOverlayCompositionMeta), blend, or auto")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("overlay-alpha")
+                    .nick("Overlay alpha")
+                    .blurb("Opacity of the coloured class map")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_ALPHA)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("stats")
+                    .nick("Statistics")
+                    .blurb("Post a vss-segment element message per frame (keyframe, branch, timing, class shares)")
+                    .default_value(DEFAULT_STATS)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "model" => {
+                s.model = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_else(|| DEFAULT_BUNDLE.to_string())
+            }
+            "device" => {
+                s.device = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_else(|| DEFAULT_DEVICE.to_string())
+            }
+            "threads" => s.threads = value.get().expect("type checked upstream"),
+            "keyframe-policy" => s.policy = value.get().expect("type checked upstream"),
+            "keyframe-interval" => s.interval = value.get().expect("type checked upstream"),
+            "mode" => s.mode = value.get().expect("type checked upstream"),
+            "lowres-scale" => s.lowres_scale = value.get().expect("type checked upstream"),
+            "overlay" => s.overlay = value.get().expect("type checked upstream"),
+            "overlay-alpha" => s.alpha = value.get().expect("type checked upstream"),
+            "stats" => s.stats = value.get().expect("type checked upstream"),
+            _ => unimplemented!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "model" => s.model.to_value(),
+            "device" => s.device.to_value(),
+            "threads" => s.threads.to_value(),
+            "keyframe-policy" => s.policy.to_value(),
+            "keyframe-interval" => s.interval.to_value(),
+            "mode" => s.mode.to_value(),
+            "lowres-scale" => s.lowres_scale.to_value(),
+            "overlay" => s.overlay.to_value(),
+            "overlay-alpha" => s.alpha.to_value(),
+            "stats" => s.stats.to_value(),
+            _ => unimplemented!(),
+        }
+    }
+}
+
+impl GstObjectImpl for VssSegment {}
+
+impl ElementImpl for VssSegment {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "VSS semantic segmentation",
+                "Filter/Analyzer/Video",
+                "Segments video (a class per pixel), running the model on keyframes and carrying \
+                 its result along codec motion vectors (vssdec's meta) or its own motion \
+                 estimate; attaches VssSegmentationMeta and a coloured overlay",
+                "vss developers",
+            )
+        });
+        Some(&*ELEMENT_METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list(
+                    FrameLayout::ALL
+                        .iter()
+                        .filter_map(|l| gst_video::VideoFormat::from_string(l.name()).into()),
+                )
+                .build();
+            vec![
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
+                    .expect("valid sink template"),
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps)
+                    .expect("valid src template"),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for VssSegment {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let device = parse_device(&settings.device).map_err(|e| {
+            gst::error_msg!(gst::ResourceError::Settings, ["device={}: {}", settings.device, e])
+        })?;
+        if settings.threads > 0 {
+            set_threads(settings.threads as usize);
+        }
+        let bundle = Bundle::load(&settings.model, device)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+        let classes: Arc<[ClassInfo]> = Arc::from(bundle.manifest().classes.clone());
+        let model_name: Arc<str> = Arc::from(bundle.name());
+        let palette = Palette::new(&classes);
+        let config = SegmenterConfig {
+            mode: settings.mode.into(),
+            policy: settings.keyframe_policy(),
+            lowres_scale: settings.lowres_scale,
+        };
+        let segmenter = Segmenter::new(bundle, config)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{}", e]))?;
+        gst::info!(CAT, imp = self, "loaded {model_name} on {device:?}, mode {:?}", settings.mode);
+        *self.state.lock().unwrap() = Some(State {
+            segmenter,
+            classes,
+            model_name,
+            palette,
+            info: None,
+            layout: None,
+            colorimetry: YuvColorimetry::BT601,
+            downstream_overlay_meta: false,
+            pending_reset: true,
+            frames: 0,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.state.lock().unwrap() = None;
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        use gst::EventView;
+        if matches!(
+            event.view(),
+            EventView::FlushStop(_) | EventView::Segment(_) | EventView::Gap(_) | EventView::StreamStart(_)
+        ) && let Some(state) = self.state.lock().unwrap().as_mut()
+        {
+            state.pending_reset = true;
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        match catch_unwind(AssertUnwindSafe(|| self.segment_buffer(buf))) {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown panic");
+                gst::element_imp_error!(self, gst::LibraryError::Failed, ["segmentation failed: {}", what]);
+                Err(gst::FlowError::Error)
+            }
+        }
+    }
+}
+
+impl VideoFilterImpl for VssSegment {
+    fn set_info(
+        &self,
+        _incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        outcaps: &gst::Caps,
+        _out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        let layout: FrameLayout = in_info
+            .format()
+            .to_str()
+            .parse()
+            .map_err(|e: String| gst::loggable_error!(CAT, "{}", e))?;
+        let colorimetry = colorimetry_of(in_info);
+        // Attach-or-blend: ask downstream whether it renders overlay composition metas.
+        let mut query = gst::query::Allocation::new(Some(outcaps), false);
+        let downstream_overlay_meta = self.obj().src_pad().peer_query(&mut query)
+            && query
+                .find_allocation_meta::<gst_video::VideoOverlayCompositionMeta>()
+                .is_some();
+        let mut guard = self.state.lock().unwrap();
+        let state = guard
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "{layout:?} {}x{}, downstream overlay meta: {downstream_overlay_meta}",
+            in_info.width(),
+            in_info.height()
+        );
+        state.info = Some(in_info.clone());
+        state.layout = Some(layout);
+        state.colorimetry = colorimetry;
+        state.downstream_overlay_meta = downstream_overlay_meta;
+        state.pending_reset = true;
+        Ok(())
+    }
+}
+
+impl VssSegment {
+    fn segment_buffer(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let settings = self.settings.lock().unwrap().clone();
+        let mut guard = self.state.lock().unwrap();
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let layout = state.layout.ok_or(gst::FlowError::NotNegotiated)?;
+        state.segmenter.set_policy(settings.keyframe_policy());
+        let reset = std::mem::take(&mut state.pending_reset)
+            || buf.flags().contains(gst::BufferFlags::DISCONT);
+
+        let result = {
+            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info)
+                .map_err(|_| gst::FlowError::Error)?;
+            let n = frame.n_planes() as usize;
+            let mut planes: Vec<&[u8]> = Vec::with_capacity(n);
+            for p in 0..n {
+                planes.push(frame.plane_data(p as u32).map_err(|_| gst::FlowError::Error)?);
+            }
+            let strides: Vec<usize> = frame.plane_stride()[..n].iter().map(|&s| s as usize).collect();
+            let motion = buf.meta::<MotionMeta>();
+            let input = FrameInput {
+                frame: RawFrame {
+                    layout,
+                    width: info.width(),
+                    height: info.height(),
+                    planes: &planes,
+                    strides: &strides,
+                },
+                colorimetry: state.colorimetry,
+                codec: motion.as_ref().map(|m| CodecMotion {
+                    vectors: m.vectors(),
+                    available: m.vectors_available(),
+                    keyframe: m.is_keyframe(),
+                    picture_type: m.picture_type(),
+                }),
+                reset,
+            };
+            state.segmenter.process(&input)
+        };
+        let result = match result {
+            Ok(r) => r,
+            Err(err) => {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ["frame {}: {}", state.frames, err]);
+                return Err(gst::FlowError::Error);
+            }
+        };
+        state.frames += 1;
+        let segmentation = Segmentation {
+            width: result.width,
+            height: result.height,
+            class_map: result.class_map,
+            classes: state.classes.clone(),
+            keyframe: result.keyframe,
+            distance: result.distance,
+            branch: result.branch,
+            model: state.model_name.clone(),
+            compute_time: result.compute_time,
+        };
+
+        let attach = match settings.overlay {
+            Overlay::None => None,
+            Overlay::Meta => Some(true),
+            Overlay::Blend => Some(false),
+            Overlay::Auto => Some(state.downstream_overlay_meta),
+        };
+        if let Some(attach) = attach {
+            let composition = state
+                .palette
+                .composition(&segmentation, info.width(), info.height(), settings.alpha)
+                .map_err(|e| {
+                    gst::element_imp_error!(self, gst::CoreError::Failed, ["overlay: {}", e]);
+                    gst::FlowError::Error
+                })?;
+            if attach {
+                gst_video::VideoOverlayCompositionMeta::add(buf, &composition);
+            } else {
+                let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
+                    .map_err(|_| gst::FlowError::Error)?;
+                composition.blend(&mut frame).map_err(|_| gst::FlowError::Error)?;
+            }
+        }
+        if settings.stats {
+            let shares = segmentation.class_shares();
+            let mut s = gst::Structure::builder("vss-segment")
+                .field("frame", state.frames - 1)
+                .field("pts", buf.pts())
+                .field("keyframe", segmentation.keyframe)
+                .field("reason", result.reason.map(|r| r.as_str()).unwrap_or(""))
+                .field("distance", segmentation.distance)
+                .field("branch", segmentation.branch.as_str())
+                .field("model", segmentation.model.as_ref())
+                .field("compute-time", segmentation.compute_time.as_nanos() as u64);
+            if let Some(stats) = result.field {
+                s = s
+                    .field("uncovered-share", f64::from(stats.uncovered_share))
+                    .field("mean-motion", f64::from(stats.mean_magnitude));
+            }
+            for (class, share) in state.classes.iter().zip(shares) {
+                s = s.field(format!("share-{}", class.name.to_lowercase()), share);
+            }
+            let _ = self
+                .obj()
+                .post_message(gst::message::Element::builder(s.build()).src(&*self.obj()).build());
+        }
+        SegmentationMeta::add(buf, segmentation);
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+fn colorimetry_of(info: &gst_video::VideoInfo) -> YuvColorimetry {
+    let c = info.colorimetry();
+    YuvColorimetry {
+        matrix: if c.matrix() == gst_video::VideoColorMatrix::Bt709 {
+            YuvMatrix::Bt709
+        } else {
+            YuvMatrix::Bt601
+        },
+        range: if c.range() == gst_video::VideoColorRange::Range0_255 {
+            YuvRange::Full
+        } else {
+            YuvRange::Limited
+        },
+    }
+}
