@@ -615,6 +615,7 @@ fn devices_parse_and_cuda_fails_clearly_without_a_gpu() {
             Err(e) => {
                 assert!(matches!(e, ModelError::CudaUnavailable { .. }), "{e}");
                 let text = e.to_string();
+                eprintln!("{text}");
                 assert!(
                     text.contains("CUDA is not available on this machine"),
                     "{text}"

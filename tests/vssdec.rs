@@ -349,9 +349,12 @@ fn corrupt_input_is_survived_and_recovers_at_next_keyframe() {
     assert!(run.frames.len() <= 47);
     assert_recovered(&clean, &run.frames, keyframe_pts(36));
 
-    // Pure garbage in place of a P-frame.
+    // Pure garbage in place of a P-frame. No zero bytes: random start codes could forge
+    // parameter sets, which would legitimately change how later keyframes decode.
     let mut garbage = units.clone();
-    let junk: Vec<u8> = (0..2000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let junk: Vec<u8> = (0..2000u32)
+        .map(|i| ((i.wrapping_mul(2654435761) >> 13) % 255) as u8 + 1)
+        .collect();
     let mut junk = gst::Buffer::from_mut_slice(junk);
     {
         let j = junk.get_mut().unwrap();
