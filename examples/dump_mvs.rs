@@ -108,10 +108,10 @@ fn dump(
             if sink.is_eos() {
                 break;
             }
-            if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
-                if let gst::MessageView::Error(err) = msg.view() {
-                    bail!("{}: {}", args.input.display(), err.error());
-                }
+            if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error])
+                && let gst::MessageView::Error(err) = msg.view()
+            {
+                bail!("{}: {}", args.input.display(), err.error());
             }
             continue;
         };

@@ -8,8 +8,8 @@ use tch::Tensor;
 
 use crate::meta::Branch;
 use crate::model::{
-    Bundle, ModelError, RawFrame, Scheme, WarpMode, YuvColorimetry, class_map, class_map_bilinear,
-    frame_to_rgb, to_vec_u8, warp,
+    Bundle, MANIFEST_FILE, Manifest, ModelError, RawFrame, Scheme, WarpMode, YuvColorimetry,
+    class_map, class_map_bilinear, frame_to_rgb, resolve_bundle, to_vec_u8, warp,
 };
 use crate::motion::{
     DEFAULT_CELL_SIZE, EstimatorConfig, FieldStats, LumaPlane, MotionEstimator, MotionTrack,
@@ -101,12 +101,14 @@ pub struct FrameResult {
 pub enum SegmentError {
     #[error(transparent)]
     Model(#[from] ModelError),
-    #[error("mode {mode} needs a bundle of scheme {wanted}; {bundle} is scheme {got}")]
+    #[error("mode {mode} needs a bundle of scheme {wanted}; {bundle} is scheme {got} ({serving})")]
     Unsupported {
         mode: &'static str,
         wanted: String,
         bundle: String,
         got: &'static str,
+        /// Which bundles can, for the user: see [`shipped_serving`].
+        serving: String,
     },
     #[error("motion: {0}")]
     Motion(String),
@@ -139,6 +141,7 @@ impl Segmenter {
                     .join(" or "),
                 bundle: bundle.name().to_string(),
                 got: scheme.as_str(),
+                serving: shipped_serving(config.mode),
             });
         }
         let estimator = MotionEstimator::new(EstimatorConfig::default())
@@ -214,22 +217,27 @@ impl Segmenter {
             field: stats,
         };
         let mut decision = self.scheduler.decide(&facts);
-        if self.config.mode == Mode::Warp
-            && self.key_logits.is_none()
-            && !decision.is_keyframe()
-        {
+        if self.config.mode == Mode::Warp && self.key_logits.is_none() && !decision.is_keyframe() {
             // Nothing to warp from (e.g. after a failed keyframe): start afresh.
             self.scheduler.reset();
-            decision = self.scheduler.decide(&FrameFacts { reset: true, ..facts });
+            decision = self.scheduler.decide(&FrameFacts {
+                reset: true,
+                ..facts
+            });
         }
 
         let (h, w) = self.bundle.manifest().native_size();
         let native = (h, w);
         let (map, branch, keyframe, reason, distance) = match (self.config.mode, decision) {
             (Mode::Full, d) => {
+                // The model runs on every frame, so each is a keyframe at distance 0 (the
+                // meta's contract); the reason is the schedule's where it had one.
                 let logits = self.run_model(input, native)?;
-                let (reason, distance) = describe(d);
-                (class_map(&logits, h, w)?, Branch::Full, true, reason, distance)
+                let reason = match d {
+                    Decision::Keyframe { reason } => Some(reason),
+                    Decision::NonKeyframe { .. } => None,
+                };
+                (class_map(&logits, h, w)?, Branch::Full, true, reason, 0)
             }
             (_, Decision::Keyframe { reason }) => {
                 let logits = self.run_model(input, native)?;
@@ -245,7 +253,13 @@ impl Segmenter {
             (Mode::LowRes, Decision::NonKeyframe { distance }) => {
                 let size = self.bundle.manifest().scaled_size(self.config.lowres_scale);
                 let logits = self.run_model(input, size)?;
-                (class_map_bilinear(&logits, h, w)?, Branch::LowRes, false, None, distance)
+                (
+                    class_map_bilinear(&logits, h, w)?,
+                    Branch::LowRes,
+                    false,
+                    None,
+                    distance,
+                )
             }
             (Mode::Warp, Decision::NonKeyframe { distance }) => {
                 let key = self.key_logits.as_ref().expect("checked above");
@@ -254,7 +268,13 @@ impl Segmenter {
                     .accumulated()
                     .write_grid(h as usize, w as usize, &mut self.grid);
                 let warped = tch::no_grad(|| warp(key, &self.grid, WarpMode::Bilinear))?;
-                (class_map(&warped, h, w)?, Branch::Warp, false, None, distance)
+                (
+                    class_map(&warped, h, w)?,
+                    Branch::Warp,
+                    false,
+                    None,
+                    distance,
+                )
             }
             (mode @ (Mode::Fusion | Mode::Distributed), _) => {
                 return Err(SegmentError::Unsupported {
@@ -262,6 +282,7 @@ impl Segmenter {
                     wanted: "a trained temporal bundle".into(),
                     bundle: self.bundle.name().to_string(),
                     got: self.bundle.manifest().scheme.as_str(),
+                    serving: "this build cannot run temporal bundles yet".into(),
                 });
             }
         };
@@ -300,7 +321,10 @@ impl Segmenter {
 
     /// This frame's vectors: the codec's when it exports them, else our own estimate from luma.
     /// None when there is no motion to be had (the estimator's first frame).
-    fn frame_motion(&mut self, input: &FrameInput) -> Result<Option<Vec<MotionVector>>, SegmentError> {
+    fn frame_motion(
+        &mut self,
+        input: &FrameInput,
+    ) -> Result<Option<Vec<MotionVector>>, SegmentError> {
         if let Some(codec) = input.codec.filter(|c| c.available) {
             let mut v = std::mem::take(&mut self.estimated);
             v.clear();
@@ -327,10 +351,21 @@ impl Segmenter {
     }
 }
 
-fn describe(decision: Decision) -> (Option<KeyframeReason>, u32) {
-    match decision {
-        Decision::Keyframe { reason } => (Some(reason), 0),
-        Decision::NonKeyframe { distance } => (None, distance),
+/// The shipped bundles that can serve `mode`, as a sentence for errors.
+pub fn shipped_serving(mode: Mode) -> String {
+    let names: Vec<String> = Bundle::list_shipped()
+        .into_iter()
+        .filter(|name| {
+            resolve_bundle(name)
+                .ok()
+                .and_then(|dir| Manifest::read(&dir.join(MANIFEST_FILE)).ok())
+                .is_some_and(|m| mode.schemes().contains(&m.scheme))
+        })
+        .collect();
+    if names.is_empty() {
+        format!("no shipped bundle can serve {} yet", mode.as_str())
+    } else {
+        format!("shipped bundles that can: {}", names.join(", "))
     }
 }
 

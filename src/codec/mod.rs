@@ -302,7 +302,7 @@ impl Decoder {
             tag: frame.pts().or_else(|| frame.timestamp()),
             picture_type,
             keyframe: key_frame,
-            corrupt: flags & ffi::AV_FRAME_FLAG_CORRUPT as i32 != 0,
+            corrupt: flags & ffi::AV_FRAME_FLAG_CORRUPT != 0,
             layout: PixelLayout::from_av(frame.format()),
             width: frame.width(),
             height: frame.height(),

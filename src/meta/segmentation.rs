@@ -72,13 +72,18 @@ impl Segmentation {
         counts.into_iter().map(|c| c as f64 / total).collect()
     }
 
-    /// The class id at frame position (x, y) of a `frame_w x frame_h` frame.
+    /// The class id at frame position (x, y) of a `frame_w x frame_h` frame: nearest
+    /// neighbour with pixel centres aligned, the rule of `model::resize_nearest` that scales
+    /// the element's own class maps (map pixel `floor((x + 0.5) * width / frame_w)`).
     pub fn class_at(&self, x: u32, y: u32, frame_w: u32, frame_h: u32) -> Option<u8> {
         if x >= frame_w || y >= frame_h || self.width == 0 || self.height == 0 {
             return None;
         }
-        let mx = (u64::from(x) * u64::from(self.width) / u64::from(frame_w)) as usize;
-        let my = (u64::from(y) * u64::from(self.height) / u64::from(frame_h)) as usize;
+        let nearest = |p: u32, map: u32, frame: u32| {
+            ((2 * u64::from(p) + 1) * u64::from(map) / (2 * u64::from(frame))) as usize
+        };
+        let mx = nearest(x, self.width, frame_w);
+        let my = nearest(y, self.height, frame_h);
         self.class_map.get(my * self.width as usize + mx).copied()
     }
 }
@@ -188,6 +193,9 @@ mod tests {
         let mut buffer = gst::Buffer::with_size(4).unwrap();
         SegmentationMeta::add(buffer.get_mut().unwrap(), seg.clone());
         let copy = buffer.copy();
-        assert_eq!(copy.meta::<SegmentationMeta>().unwrap().segmentation(), &seg);
+        assert_eq!(
+            copy.meta::<SegmentationMeta>().unwrap().segmentation(),
+            &seg
+        );
     }
 }

@@ -14,8 +14,8 @@ use once_cell::sync::Lazy;
 use super::overlay::Palette;
 use crate::meta::{MotionMeta, Segmentation, SegmentationMeta};
 use crate::model::{
-    Bundle, ClassInfo, DEFAULT_BUNDLE, FrameLayout, RawFrame, YuvColorimetry, YuvMatrix,
-    YuvRange, parse_device, set_threads,
+    Bundle, ClassInfo, DEFAULT_BUNDLE, FrameLayout, RawFrame, YuvColorimetry, YuvMatrix, YuvRange,
+    parse_device, set_threads,
 };
 use crate::schedule::KeyframePolicy;
 use crate::segmenter::{CodecMotion, FrameInput, Mode, Segmenter, SegmenterConfig};
@@ -42,7 +42,10 @@ const DEFAULT_STATS: bool = false;
 #[repr(u32)]
 #[enum_type(name = "GstVssKeyframePolicy")]
 pub enum Policy {
-    #[enum_value(name = "The stream's own I-frames (bounded by keyframe-interval x 5)", nick = "codec")]
+    #[enum_value(
+        name = "The stream's own I-frames (bounded by keyframe-interval x 5)",
+        nick = "codec"
+    )]
     Codec = 0,
     #[enum_value(name = "Every keyframe-interval frames", nick = "interval")]
     Interval = 1,
@@ -59,13 +62,25 @@ pub enum Policy {
 pub enum SegmentMode {
     #[enum_value(name = "Full-resolution model on every frame", nick = "full")]
     Full = 0,
-    #[enum_value(name = "Model on a downscaled frame between keyframes", nick = "lowres")]
+    #[enum_value(
+        name = "Model on a downscaled frame between keyframes",
+        nick = "lowres"
+    )]
     LowRes = 1,
-    #[enum_value(name = "AR-Seg: low-res branch + warped keyframe features (arseg bundles)", nick = "fusion")]
+    #[enum_value(
+        name = "AR-Seg: low-res branch + warped keyframe features (arseg bundles)",
+        nick = "fusion"
+    )]
     Fusion = 2,
-    #[enum_value(name = "Keyframe result warped along motion vectors; no network", nick = "warp")]
+    #[enum_value(
+        name = "Keyframe result warped along motion vectors; no network",
+        nick = "warp"
+    )]
     Warp = 3,
-    #[enum_value(name = "TDNet: sub-networks round robin (tdnet bundles)", nick = "distributed")]
+    #[enum_value(
+        name = "TDNet: sub-networks round robin (tdnet bundles)",
+        nick = "distributed"
+    )]
     Distributed = 4,
 }
 
@@ -91,7 +106,10 @@ pub enum Overlay {
     Meta = 1,
     #[enum_value(name = "Blend the coloured map into the frame", nick = "blend")]
     Blend = 2,
-    #[enum_value(name = "Attach the meta if downstream supports it, else blend", nick = "auto")]
+    #[enum_value(
+        name = "Attach the meta if downstream supports it, else blend",
+        nick = "auto"
+    )]
     Auto = 3,
 }
 
@@ -320,10 +338,20 @@ impl ElementImpl for VssSegment {
                 )
                 .build();
             vec![
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
-                    .expect("valid sink template"),
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps)
-                    .expect("valid src template"),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid sink template"),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid src template"),
             ]
         });
         PAD_TEMPLATES.as_ref()
@@ -339,13 +367,16 @@ impl BaseTransformImpl for VssSegment {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         let device = parse_device(&settings.device).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::Settings, ["device={}: {}", settings.device, e])
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ("device={}: {}", settings.device, e)
+            )
         })?;
         if settings.threads > 0 {
             set_threads(settings.threads as usize);
         }
         let bundle = Bundle::load(&settings.model, device)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))?;
         let classes: Arc<[ClassInfo]> = Arc::from(bundle.manifest().classes.clone());
         let model_name: Arc<str> = Arc::from(bundle.name());
         let palette = Palette::new(&classes);
@@ -355,8 +386,13 @@ impl BaseTransformImpl for VssSegment {
             lowres_scale: settings.lowres_scale,
         };
         let segmenter = Segmenter::new(bundle, config)
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{}", e]))?;
-        gst::info!(CAT, imp = self, "loaded {model_name} on {device:?}, mode {:?}", settings.mode);
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "loaded {model_name} on {device:?}, mode {:?}",
+            settings.mode
+        );
         *self.state.lock().unwrap() = Some(State {
             segmenter,
             classes,
@@ -381,7 +417,10 @@ impl BaseTransformImpl for VssSegment {
         use gst::EventView;
         if matches!(
             event.view(),
-            EventView::FlushStop(_) | EventView::Segment(_) | EventView::Gap(_) | EventView::StreamStart(_)
+            EventView::FlushStop(_)
+                | EventView::Segment(_)
+                | EventView::Gap(_)
+                | EventView::StreamStart(_)
         ) && let Some(state) = self.state.lock().unwrap().as_mut()
         {
             state.pending_reset = true;
@@ -398,7 +437,11 @@ impl BaseTransformImpl for VssSegment {
                     .map(String::as_str)
                     .or_else(|| panic.downcast_ref::<&str>().copied())
                     .unwrap_or("unknown panic");
-                gst::element_imp_error!(self, gst::LibraryError::Failed, ["segmentation failed: {}", what]);
+                gst::element_imp_error!(
+                    self,
+                    gst::LibraryError::Failed,
+                    ["segmentation failed: {}", what]
+                );
                 Err(gst::FlowError::Error)
             }
         }
@@ -462,9 +505,16 @@ impl VssSegment {
             let n = frame.n_planes() as usize;
             let mut planes: Vec<&[u8]> = Vec::with_capacity(n);
             for p in 0..n {
-                planes.push(frame.plane_data(p as u32).map_err(|_| gst::FlowError::Error)?);
+                planes.push(
+                    frame
+                        .plane_data(p as u32)
+                        .map_err(|_| gst::FlowError::Error)?,
+                );
             }
-            let strides: Vec<usize> = frame.plane_stride()[..n].iter().map(|&s| s as usize).collect();
+            let strides: Vec<usize> = frame.plane_stride()[..n]
+                .iter()
+                .map(|&s| s as usize)
+                .collect();
             let motion = buf.meta::<MotionMeta>();
             let input = FrameInput {
                 frame: RawFrame {
@@ -488,7 +538,11 @@ impl VssSegment {
         let result = match result {
             Ok(r) => r,
             Err(err) => {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ["frame {}: {}", state.frames, err]);
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ["frame {}: {}", state.frames, err]
+                );
                 return Err(gst::FlowError::Error);
             }
         };
@@ -524,7 +578,9 @@ impl VssSegment {
             } else {
                 let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
                     .map_err(|_| gst::FlowError::Error)?;
-                composition.blend(&mut frame).map_err(|_| gst::FlowError::Error)?;
+                composition
+                    .blend(&mut frame)
+                    .map_err(|_| gst::FlowError::Error)?;
             }
         }
         if settings.stats {
@@ -546,9 +602,11 @@ impl VssSegment {
             for (class, share) in state.classes.iter().zip(shares) {
                 s = s.field(format!("share-{}", class.name.to_lowercase()), share);
             }
-            let _ = self
-                .obj()
-                .post_message(gst::message::Element::builder(s.build()).src(&*self.obj()).build());
+            let _ = self.obj().post_message(
+                gst::message::Element::builder(s.build())
+                    .src(&*self.obj())
+                    .build(),
+            );
         }
         SegmentationMeta::add(buf, segmentation);
         Ok(gst::FlowSuccess::Ok)

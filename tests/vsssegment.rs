@@ -1,0 +1,853 @@
+//! vsssegment: `full` equals the bundle run directly, `warp` follows the motion it is given, the
+//! built-in estimator finds a known shift, the overlay is attached or blended as downstream
+//! allows, resets make keyframes, bad bundles and modes fail at start, and the examples
+//! (`segment`, `shares`) read the meta on the shipped clip.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+use gst::prelude::*;
+use gst_check::Harness;
+use gst_video::prelude::*;
+use gstvss::meta::{Branch, MotionInfo, MotionMeta, Segmentation, SegmentationMeta};
+use gstvss::model::{
+    Bundle, DEFAULT_BUNDLE, FrameLayout, RawFrame, YuvColorimetry, class_map, frame_to_rgb,
+    to_vec_u8,
+};
+use gstvss::motion::{EstimatorConfig, LumaPlane, MotionEstimator, MotionVector, PictureType};
+
+/// camvid-espnet's native size: frames of this size give class-map pixels = frame pixels.
+const NATIVE_W: u32 = 480;
+const NATIVE_H: u32 = 360;
+/// The shipped clip's frame count.
+const CLIP_FRAMES: usize = 221;
+
+// ---------------------------------------------------------------------------------------------
+// Plumbing
+
+/// One buffer out of a pipeline or harness: what the tests compare.
+#[derive(Debug, Clone)]
+struct Out {
+    width: u32,
+    height: u32,
+    /// Packed rows of a single-plane format (RGB, GRAY8); empty for planar formats.
+    pixels: Vec<u8>,
+    seg: Option<Segmentation>,
+    overlay_meta: bool,
+}
+
+impl Out {
+    fn new(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Out {
+        let pixels = if info.n_planes() == 1 {
+            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
+                .expect("readable video frame");
+            let stride = frame.plane_stride()[0] as usize;
+            let row = info.width() as usize * info.comp_pstride(0) as usize;
+            frame
+                .plane_data(0)
+                .expect("plane 0")
+                .chunks(stride)
+                .take(info.height() as usize)
+                .flat_map(|r| &r[..row])
+                .copied()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Out {
+            width: info.width(),
+            height: info.height(),
+            pixels,
+            seg: buffer
+                .meta::<SegmentationMeta>()
+                .map(|m| m.segmentation().clone()),
+            overlay_meta: buffer
+                .meta::<gst_video::VideoOverlayCompositionMeta>()
+                .is_some(),
+        }
+    }
+
+    fn seg(&self) -> &Segmentation {
+        self.seg.as_ref().expect("buffer without SegmentationMeta")
+    }
+}
+
+/// Runs `description` (ending in `appsink name=sink`) until `limit` buffers or EOS; returns
+/// them with the structures of the element messages posted meanwhile.
+fn collect(description: &str, limit: usize) -> (Vec<Out>, Vec<gst::Structure>) {
+    let pipeline = gst::parse::launch(description)
+        .unwrap_or_else(|e| panic!("{description}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
+    let sink = pipeline
+        .by_name("sink")
+        .expect("appsink named sink")
+        .downcast::<gst_app::AppSink>()
+        .expect("appsink");
+    sink.set_property("sync", false);
+    // Upstream waits for us instead of running through the whole clip.
+    sink.set_property("max-buffers", 2u32);
+    let bus = pipeline.bus().expect("bus");
+    let fail = |what: &str| -> ! {
+        let error = bus
+            .pop_filtered(&[gst::MessageType::Error])
+            .map(|m| format!("{m:?}"));
+        pipeline.set_state(gst::State::Null).ok();
+        panic!("{description}: {what}: {error:?}");
+    };
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        fail("cannot start");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let mut outs = Vec::new();
+    while outs.len() < limit {
+        match sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+            Some(sample) => {
+                let info = gst_video::VideoInfo::from_caps(sample.caps().expect("caps"))
+                    .expect("video caps");
+                outs.push(Out::new(sample.buffer().expect("buffer"), &info));
+            }
+            None if sink.is_eos() => break,
+            None => {
+                if bus
+                    .peek()
+                    .is_some_and(|m| m.type_() == gst::MessageType::Error)
+                {
+                    fail("error");
+                }
+                if std::time::Instant::now() > deadline {
+                    fail("timeout");
+                }
+            }
+        }
+    }
+    let messages = bus
+        .iter()
+        .filter(|m| m.type_() == gst::MessageType::Element)
+        .filter_map(|m| m.structure().map(|s| s.to_owned()))
+        .collect();
+    pipeline.set_state(gst::State::Null).expect("NULL");
+    (outs, messages)
+}
+
+fn clip_location() -> String {
+    dashcam().to_string_lossy().into_owned()
+}
+
+/// The first `n` frames of the clip as RGB at the bundle's native size.
+fn clip_rgb_native(n: usize) -> Vec<Vec<u8>> {
+    let (outs, _) = collect(
+        &format!(
+            "filesrc location={} ! parsebin ! vssdec ! videoconvert ! videoscale \
+             ! video/x-raw,format=RGB,width={NATIVE_W},height={NATIVE_H} ! appsink name=sink",
+            clip_location()
+        ),
+        n,
+    );
+    assert_eq!(outs.len(), n);
+    outs.into_iter().map(|o| o.pixels).collect()
+}
+
+/// The clip's first 60 frames through `vssdec ! vsssegment` with defaults (warp, interval
+/// 12), shared by the tests that read them.
+fn clip_segmented() -> &'static [Out] {
+    static OUTS: OnceLock<Vec<Out>> = OnceLock::new();
+    OUTS.get_or_init(|| {
+        init();
+        collect(
+            &format!(
+                "filesrc location={} ! parsebin ! vssdec ! vsssegment overlay=none \
+                 ! appsink name=sink",
+                clip_location()
+            ),
+            60,
+        )
+        .0
+    })
+}
+
+fn rgb_caps(width: u32, height: u32) -> gst::Caps {
+    gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, width, height)
+        .fps(gst::Fraction::new(25, 1))
+        .build()
+        .expect("video info")
+        .to_caps()
+        .expect("caps")
+}
+
+/// A vsssegment with `properties` (name, value as gst-launch writes it) in a harness, started.
+fn harness(properties: &[(&str, &str)]) -> Harness {
+    let element = gst::ElementFactory::make("vsssegment")
+        .build()
+        .expect("vsssegment");
+    for (name, value) in properties {
+        element.set_property_from_str(name, value);
+    }
+    Harness::with_element(&element, Some("sink"), Some("src"))
+}
+
+/// A frame buffer at index `n` (25 fps timestamps), optionally carrying codec motion.
+fn frame(pixels: &[u8], n: u64, motion: Option<MotionInfo>) -> gst::Buffer {
+    let mut buffer = gst::Buffer::from_mut_slice(pixels.to_vec());
+    {
+        let b = buffer.get_mut().expect("fresh buffer");
+        b.set_pts(gst::ClockTime::from_mseconds(40 * n));
+        b.set_duration(gst::ClockTime::from_mseconds(40));
+        if let Some(info) = motion {
+            MotionMeta::add(b, info);
+        }
+    }
+    buffer
+}
+
+/// Pushes one frame and returns what came out.
+fn segment_one(h: &mut Harness, buffer: gst::Buffer) -> Out {
+    let caps = h
+        .sinkpad()
+        .and_then(|p| p.current_caps())
+        .expect("negotiated");
+    let info = gst_video::VideoInfo::from_caps(&caps).expect("video caps");
+    h.push(buffer).expect("push");
+    let out = h.pull().expect("pull");
+    let out = Out::new(&out, &info);
+    assert!(
+        out.seg.is_some(),
+        "no SegmentationMeta on the output buffer"
+    );
+    out
+}
+
+/// Share of equal bytes.
+fn agreement(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len().max(1) as f64
+}
+
+/// One 16x16 vector per macroblock over a `width x height` frame, all `(dx, dy)` pixels in
+/// FFmpeg's convention: the content at p in this frame was at p + (dx, dy) in the reference.
+fn global_vectors(width: u32, height: u32, dx: i32, dy: i32) -> Vec<MotionVector> {
+    let mut vectors = Vec::new();
+    for by in 0..height.div_ceil(16) as i16 {
+        for bx in 0..width.div_ceil(16) as i16 {
+            let (x, y) = (bx * 16 + 8, by * 16 + 8);
+            vectors.push(MotionVector {
+                source: -1,
+                w: 16,
+                h: 16,
+                src_x: x + dx as i16,
+                src_y: y + dy as i16,
+                dst_x: x,
+                dst_y: y,
+                motion_x: dx * 4,
+                motion_y: dy * 4,
+                motion_scale: 4,
+            });
+        }
+    }
+    vectors
+}
+
+fn intra() -> MotionInfo {
+    MotionInfo {
+        picture_type: PictureType::I,
+        keyframe: true,
+        vectors_available: true,
+        vectors: Vec::new(),
+    }
+}
+
+fn predicted(vectors: Vec<MotionVector>) -> MotionInfo {
+    MotionInfo {
+        picture_type: PictureType::P,
+        keyframe: false,
+        vectors_available: true,
+        vectors,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modes
+
+#[test]
+fn full_mode_equals_the_bundle_on_the_same_frame() {
+    init();
+    let (outs, _) = collect(
+        &format!(
+            "filesrc location={} ! parsebin ! vssdec ! videoconvert ! video/x-raw,format=RGB \
+             ! vsssegment mode=full overlay=none ! appsink name=sink",
+            clip_location()
+        ),
+        3,
+    );
+    assert_eq!(outs.len(), 3);
+    let bundle = Bundle::load(DEFAULT_BUNDLE, tch::Device::Cpu).expect("default bundle");
+    let (h, w) = bundle.manifest().native_size();
+    for (i, out) in outs.iter().enumerate() {
+        let planes = [out.pixels.as_slice()];
+        let strides = [out.width as usize * 3];
+        let raw = RawFrame {
+            layout: FrameLayout::Rgb,
+            width: out.width,
+            height: out.height,
+            planes: &planes,
+            strides: &strides,
+        };
+        let image = frame_to_rgb(&raw, (h, w), YuvColorimetry::BT601, tch::Device::Cpu)
+            .expect("frame_to_rgb");
+        let (logits, _) = bundle.forward(&image).expect("forward");
+        let direct = to_vec_u8(&class_map(&logits, h, w).expect("class_map")).expect("bytes");
+        let seg = out.seg();
+        assert_eq!((seg.width, seg.height), (w, h));
+        assert!(seg.keyframe && seg.distance == 0 && seg.branch == Branch::Full);
+        assert_eq!(seg.model.as_ref(), DEFAULT_BUNDLE);
+        let equal = agreement(&seg.class_map, &direct);
+        eprintln!(
+            "frame {i}: {:.6} of the class map equals the direct run",
+            equal
+        );
+        assert!(equal >= 0.9999, "frame {i}: only {equal:.6} equal");
+    }
+}
+
+/// Pushes the same native-size frame 13 times (keyframe-interval 12): every propagated map
+/// equals the keyframe's. `codec_vectors`: zero vectors in a MotionMeta, or no meta at all (the
+/// element's estimator runs).
+fn assert_still_frames_keep_the_keyframe_map(codec_vectors: bool) {
+    init();
+    let pixels = &clip_rgb_native(1)[0];
+    let mut h = harness(&[
+        ("mode", "warp"),
+        ("keyframe-interval", "12"),
+        ("overlay", "none"),
+    ]);
+    h.set_src_caps(rgb_caps(NATIVE_W, NATIVE_H));
+    let mut maps = Vec::new();
+    for n in 0..13u64 {
+        let motion = codec_vectors.then(|| match n {
+            0 => intra(),
+            _ => predicted(global_vectors(NATIVE_W, NATIVE_H, 0, 0)),
+        });
+        let out = segment_one(&mut h, frame(pixels, n, motion));
+        let seg = out.seg().clone();
+        let key = n % 12 == 0;
+        assert_eq!(seg.keyframe, key, "frame {n}");
+        assert_eq!(seg.distance, (n % 12) as u32, "frame {n}");
+        assert_eq!(
+            seg.branch,
+            if key { Branch::Full } else { Branch::Warp },
+            "frame {n}"
+        );
+        maps.push(seg.class_map);
+    }
+    // Zero codec vectors warp exactly. The estimator matches a still frame to itself at zero,
+    // but its quarter-pel refinement can still move a few textured blocks by 1/4 px (the V fit
+    // of asymmetric neighbouring SADs), which flips a handful of class-edge pixels.
+    let want = if codec_vectors { 1.0 } else { 0.999 };
+    for (n, map) in maps.iter().enumerate().skip(1) {
+        let equal = agreement(map, &maps[0]);
+        assert!(
+            equal >= want,
+            "frame {n}: only {equal:.6} equals the keyframe map"
+        );
+    }
+}
+
+#[test]
+fn warp_with_zero_codec_motion_returns_the_keyframe_map() {
+    assert_still_frames_keep_the_keyframe_map(true);
+}
+
+#[test]
+fn warp_with_estimated_motion_on_a_still_returns_the_keyframe_map() {
+    assert_still_frames_keep_the_keyframe_map(false);
+}
+
+#[test]
+fn global_shift_in_the_vectors_moves_the_map() {
+    init();
+    let pixels = &clip_rgb_native(1)[0];
+    let (w, h) = (NATIVE_W as usize, NATIVE_H as usize);
+    for (k, dy) in [(12i32, 0i32), (-7, 5)] {
+        let mut harness = harness(&[("mode", "warp"), ("overlay", "none")]);
+        harness.set_src_caps(rgb_caps(NATIVE_W, NATIVE_H));
+        let key = segment_one(&mut harness, frame(pixels, 0, Some(intra())));
+        let key = key.seg().class_map.clone();
+        // Content moving by (k, dy): what is at p now was at p - (k, dy) in the keyframe.
+        let vectors = global_vectors(NATIVE_W, NATIVE_H, -k, -dy);
+        let out = segment_one(&mut harness, frame(pixels, 1, Some(predicted(vectors))));
+        let seg = out.seg();
+        assert_eq!(
+            (seg.keyframe, seg.branch, seg.distance),
+            (false, Branch::Warp, 1)
+        );
+        let margin = 16usize;
+        let (mut same, mut shifted, mut total) = (0usize, 0usize, 0usize);
+        for y in margin..h - margin {
+            for x in margin..w - margin {
+                let now = seg.class_map[y * w + x];
+                let from = (y as i32 - dy) as usize * w + (x as i32 - k) as usize;
+                shifted += usize::from(now == key[from]);
+                same += usize::from(now == key[y * w + x]);
+                total += 1;
+            }
+        }
+        let (shifted, same) = (shifted as f64 / total as f64, same as f64 / total as f64);
+        eprintln!(
+            "shift ({k}, {dy}): {shifted:.5} equals the shifted keyframe map, {same:.5} the unshifted"
+        );
+        assert!(
+            shifted >= 0.99,
+            "shift ({k}, {dy}): only {shifted:.5} equal"
+        );
+        assert!(
+            same < shifted - 0.01,
+            "the test cannot tell shifted from unshifted"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Motion estimation without vssdec
+
+/// The most frequent vector, in pixels.
+fn dominant(vectors: &[MotionVector]) -> (f32, f32) {
+    let mut counts = std::collections::HashMap::new();
+    for v in vectors {
+        *counts
+            .entry((v.motion_x, v.motion_y, v.motion_scale))
+            .or_insert(0usize) += 1;
+    }
+    let ((x, y, s), n) = counts
+        .into_iter()
+        .max_by_key(|&(_, n)| n)
+        .expect("no vectors");
+    assert!(
+        n * 2 > vectors.len(),
+        "no dominant vector: {n} of {}",
+        vectors.len()
+    );
+    (x as f32 / f32::from(s), y as f32 / f32::from(s))
+}
+
+#[test]
+fn estimator_recovers_the_videotestsrc_scroll() {
+    init();
+    // horizontal-speed: pixels per frame the image scrolls to the left.
+    let (outs, _) = collect(
+        "videotestsrc pattern=pinwheel horizontal-speed=4 num-buffers=2 \
+         ! video/x-raw,format=GRAY8,width=320,height=240 ! appsink name=sink",
+        2,
+    );
+    fn plane(o: &Out) -> LumaPlane<'_> {
+        LumaPlane::new(&o.pixels, o.width, o.height, o.width as usize).expect("luma plane")
+    }
+    let mut estimator = MotionEstimator::new(EstimatorConfig::default()).unwrap();
+    let mut vectors = Vec::new();
+    estimator
+        .estimate(&plane(&outs[0]), &plane(&outs[1]), &mut vectors)
+        .expect("estimate");
+    // Content moved left by 4: what is at p now was at p + (4, 0) before.
+    assert_eq!(dominant(&vectors), (4.0, 0.0));
+}
+
+#[test]
+fn vsssegment_estimates_motion_when_no_vssdec_is_upstream() {
+    init();
+    let (outs, messages) = collect(
+        "videotestsrc pattern=pinwheel horizontal-speed=4 num-buffers=6 \
+         ! video/x-raw,format=I420,width=480,height=360 \
+         ! vsssegment mode=warp stats=true overlay=none ! appsink name=sink",
+        6,
+    );
+    assert_eq!(outs.len(), 6);
+    let stats: Vec<_> = messages
+        .iter()
+        .filter(|s| s.name() == "vss-segment")
+        .collect();
+    assert_eq!(stats.len(), 6, "one stats message per frame");
+    for s in &stats[1..] {
+        let distance = s.get::<u32>("distance").expect("distance");
+        let motion = s.get::<f64>("mean-motion").expect("mean-motion");
+        let want = 4.0 * f64::from(distance);
+        assert!(
+            distance > 0 && s.get::<&str>("branch").unwrap() == "warp",
+            "{s}"
+        );
+        assert!(
+            (motion - want).abs() <= 0.1 * want,
+            "{s}: mean motion {motion}, want {want}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overlay
+
+/// Two frames through vsssegment with `overlay`, downstream proposing the overlay meta or
+/// not: returns (buffers carried the overlay meta, pixels changed).
+fn overlay_outcome(overlay: &str, downstream_meta: bool, pixels: &[u8]) -> (bool, bool) {
+    let mut h = harness(&[("overlay", overlay)]);
+    if downstream_meta {
+        h.add_propose_allocation_meta(gst_video::VideoOverlayCompositionMeta::meta_api(), None);
+    }
+    h.set_src_caps(rgb_caps(NATIVE_W, NATIVE_H));
+    let outs: Vec<Out> = (0..2)
+        .map(|n| segment_one(&mut h, frame(pixels, n, None)))
+        .collect();
+    let meta = outs.iter().all(|o| o.overlay_meta);
+    assert!(
+        meta || outs.iter().all(|o| !o.overlay_meta),
+        "mixed overlay metas"
+    );
+    let changed = outs.iter().all(|o| o.pixels != pixels);
+    assert!(
+        changed || outs.iter().all(|o| o.pixels == pixels),
+        "mixed pixels"
+    );
+    (meta, changed)
+}
+
+#[test]
+fn overlay_is_attached_or_blended_as_downstream_allows() {
+    init();
+    let pixels = &clip_rgb_native(1)[0];
+    assert_eq!(
+        overlay_outcome("auto", true, pixels),
+        (true, false),
+        "auto, meta proposed"
+    );
+    assert_eq!(
+        overlay_outcome("auto", false, pixels),
+        (false, true),
+        "auto, no meta"
+    );
+    assert_eq!(
+        overlay_outcome("meta", false, pixels),
+        (true, false),
+        "meta"
+    );
+    assert_eq!(
+        overlay_outcome("blend", true, pixels),
+        (false, true),
+        "blend"
+    );
+    assert_eq!(
+        overlay_outcome("none", true, pixels),
+        (false, false),
+        "none"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resets
+
+#[test]
+fn flush_discont_and_caps_change_restart_with_a_keyframe() {
+    init();
+    let frames = clip_rgb_native(1);
+    let pixels = &frames[0];
+    let mut h = harness(&[("mode", "warp"), ("overlay", "none")]);
+    h.set_src_caps(rgb_caps(NATIVE_W, NATIVE_H));
+    let mut n = 0u64;
+    let mut next = |h: &mut Harness, pixels: &[u8], flags: gst::BufferFlags| {
+        let mut buffer = frame(pixels, n, None);
+        buffer.get_mut().unwrap().set_flags(flags);
+        n += 1;
+        let seg = segment_one(h, buffer).seg().clone();
+        (seg.keyframe, seg.distance)
+    };
+    let none = gst::BufferFlags::empty();
+    assert_eq!(next(&mut h, pixels, none), (true, 0));
+    assert_eq!(next(&mut h, pixels, none), (false, 1));
+    assert_eq!(next(&mut h, pixels, none), (false, 2));
+
+    // Flush, as a flushing seek does, but with no new segment so that only the flush can
+    // reset (GStreamer warns "Got data flow before segment event" for the next buffers).
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    assert_eq!(next(&mut h, pixels, none), (true, 0), "after flush");
+    assert_eq!(next(&mut h, pixels, none), (false, 1));
+
+    assert_eq!(
+        next(&mut h, pixels, gst::BufferFlags::DISCONT),
+        (true, 0),
+        "on discont"
+    );
+    assert_eq!(next(&mut h, pixels, none), (false, 1));
+
+    // New resolution mid-stream: a bare caps event, no segment.
+    let (w, hgt) = (320u32, 240u32);
+    assert!(h.push_event(gst::event::Caps::new(&rgb_caps(w, hgt))));
+    let small = vec![90u8; (w * hgt * 3) as usize];
+    assert_eq!(next(&mut h, &small, none), (true, 0), "after caps change");
+    assert_eq!(next(&mut h, &small, none), (false, 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up failures
+
+/// Sets `videotestsrc ! vsssegment <properties> ! fakesink` to PAUSED, which must fail; returns
+/// the error message posted on the bus (message and debug).
+fn start_error(properties: &str) -> String {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=1 ! vsssegment {properties} ! fakesink"
+    ))
+    .expect("pipeline");
+    let result = pipeline.set_state(gst::State::Paused);
+    let bus = pipeline.bus().expect("bus");
+    let error = bus.pop_filtered(&[gst::MessageType::Error]);
+    pipeline.set_state(gst::State::Null).expect("NULL");
+    assert!(result.is_err(), "{properties}: READY->PAUSED succeeded");
+    match error.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Error(e)) => {
+            format!("{} | {}", e.error(), e.debug().unwrap_or_default())
+        }
+        _ => panic!("{properties}: no error on the bus"),
+    }
+}
+
+#[test]
+fn missing_bundle_fails_at_start_naming_the_path() {
+    let error = start_error("model=/nonexistent/bundle");
+    eprintln!("{error}");
+    let message = error.split(" | ").next().unwrap();
+    assert!(message.contains("/nonexistent/bundle"), "{error}");
+}
+
+#[test]
+fn corrupt_bundle_fails_at_start_naming_the_file() {
+    let dir = scratch("vsssegment-corrupt-bundle");
+    let shipped = root().join("models/bundles").join(DEFAULT_BUNDLE);
+    std::fs::copy(shipped.join("manifest.json"), dir.join("manifest.json")).expect("copy");
+    let module = dir.join("model.pt");
+    std::fs::write(&module, b"this is not a TorchScript archive").expect("write");
+    let error = start_error(&format!("model={}", dir.display()));
+    eprintln!("{error}");
+    let message = error.split(" | ").next().unwrap();
+    assert!(message.contains(&*module.to_string_lossy()), "{error}");
+}
+
+#[test]
+fn mode_the_bundle_cannot_serve_fails_at_start_saying_which_can() {
+    let error = start_error("mode=fusion");
+    eprintln!("{error}");
+    let message = error.split(" | ").next().unwrap();
+    assert!(
+        message.contains("fusion") && message.contains("arseg"),
+        "{error}"
+    );
+    assert!(message.contains(DEFAULT_BUNDLE), "{error}");
+    assert!(
+        message.contains("no shipped bundle can serve fusion")
+            || message.contains("shipped bundles that can:"),
+        "{error}"
+    );
+    let error = start_error("mode=distributed");
+    assert!(error.contains("tdnet"), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shipped clip, end to end
+
+#[test]
+fn every_clip_frame_is_segmented_with_keyframes_every_12() {
+    init();
+    let outs = clip_segmented();
+    assert_eq!(outs.len(), 60);
+    for (i, out) in outs.iter().enumerate() {
+        let seg = out
+            .seg
+            .as_ref()
+            .unwrap_or_else(|| panic!("frame {i} without meta"));
+        let key = i % 12 == 0;
+        assert_eq!(seg.keyframe, key, "frame {i}");
+        assert_eq!(seg.distance as usize, i % 12, "frame {i}");
+        assert_eq!(
+            seg.branch,
+            if key { Branch::Full } else { Branch::Warp },
+            "frame {i}"
+        );
+        assert_eq!((seg.width, seg.height), (NATIVE_W, NATIVE_H), "frame {i}");
+        assert_eq!(seg.class_map.len(), (NATIVE_W * NATIVE_H) as usize);
+        assert!(
+            seg.class_map
+                .iter()
+                .all(|&c| usize::from(c) < seg.classes.len())
+        );
+        assert!(!out.overlay_meta, "overlay=none attached an overlay");
+    }
+}
+
+/// Parses one `shares` line: (frame, keyframe, class shares).
+fn parse_shares(line: &str) -> (usize, bool, Vec<(String, f64)>) {
+    let fields: Vec<&str> = line.split('\t').collect();
+    assert!(fields.len() > 4, "{line}");
+    let shares = fields[4..]
+        .iter()
+        .map(|f| {
+            let (name, share) = f.split_once('=').unwrap_or_else(|| panic!("{line}"));
+            (
+                name.to_string(),
+                share.parse().unwrap_or_else(|_| panic!("{line}")),
+            )
+        })
+        .collect();
+    (
+        fields[0].parse().expect("frame"),
+        fields[2] == "key",
+        shares,
+    )
+}
+
+#[test]
+fn shares_example_reads_the_meta_of_every_frame() {
+    init();
+    let out = Command::new(example("shares"))
+        .arg(dashcam())
+        .output()
+        .expect("running shares");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), CLIP_FRAMES, "one line per frame");
+    let reference = clip_segmented();
+    for (i, line) in lines.iter().enumerate() {
+        let (frame, key, shares) = parse_shares(line);
+        assert_eq!(frame, i, "{line}");
+        assert_eq!(key, i % 12 == 0, "{line}");
+        assert_eq!(shares.len(), 11, "{line}");
+        let sum: f64 = shares.iter().map(|(_, s)| s).sum();
+        assert!((sum - 1.0).abs() < 2e-3, "shares sum to {sum}: {line}");
+        if let Some(seg) = reference.get(i).and_then(|o| o.seg.as_ref()) {
+            for ((name, share), (class, want)) in shares
+                .iter()
+                .zip(seg.classes.iter().zip(seg.class_shares()))
+            {
+                assert_eq!(name, &class.name);
+                assert!(
+                    (share - want).abs() < 2e-3,
+                    "frame {i} {name}: {share} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+/// A GRAY8 PNG's size and pixels, decoded by pngdec.
+fn read_mask(path: &Path) -> Out {
+    let (outs, _) = collect(
+        &format!(
+            "filesrc location={} ! pngdec ! video/x-raw,format=GRAY8 ! appsink name=sink",
+            path.display()
+        ),
+        1,
+    );
+    outs.into_iter().next().expect("one decoded mask")
+}
+
+#[test]
+fn segment_example_writes_overlay_video_and_masks() {
+    init();
+    let dir = scratch("vsssegment-segment-example");
+    let (video, masks) = (dir.join("overlay.mp4"), dir.join("masks"));
+    let out = Command::new(example("segment"))
+        .arg(dashcam())
+        .arg("--out")
+        .arg(&video)
+        .arg("--masks")
+        .arg(&masks)
+        .output()
+        .expect("running segment");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{stdout}");
+    assert!(stdout.contains("221 (19 keyframes"), "{stdout}");
+    assert!(stdout.contains("vssdec, codec motion vectors"), "{stdout}");
+
+    let mut names: Vec<String> = std::fs::read_dir(&masks)
+        .expect("masks folder")
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let want: Vec<String> = (0..CLIP_FRAMES).map(|i| format!("{i:06}.png")).collect();
+    assert_eq!(names, want);
+
+    // Masks are the meta's class maps at frame size, in frame order.
+    let reference = clip_segmented();
+    for i in [0usize, 1, 13, 59] {
+        let mask = read_mask(&masks.join(&want[i]));
+        assert_eq!((mask.width, mask.height), (960, 540), "mask {i}");
+        let seg = reference[i].seg();
+        let scaled: Vec<u8> = (0..mask.height)
+            .flat_map(|y| (0..mask.width).map(move |x| (x, y)))
+            .map(|(x, y)| seg.class_at(x, y, mask.width, mask.height).unwrap())
+            .collect();
+        let equal = agreement(&mask.pixels, &scaled);
+        assert!(
+            equal >= 0.999,
+            "mask {i}: only {equal:.5} equals the meta's class map"
+        );
+    }
+
+    // The overlay video has every frame.
+    let (frames, _) = collect(
+        &format!(
+            "filesrc location={} ! parsebin ! vssdec ! appsink name=sink",
+            video.display()
+        ),
+        usize::MAX,
+    );
+    assert_eq!(frames.len(), CLIP_FRAMES);
+}
+
+#[test]
+fn segment_example_decodes_what_vssdec_cannot() {
+    init();
+    let dir = scratch("vsssegment-segment-vp8");
+    let clip = dir.join("clip.webm");
+    encode(
+        "videotestsrc pattern=ball num-buffers=20 ! video/x-raw,width=320,height=240 \
+         ! vp8enc deadline=1 ! webmmux ! filesink location={out}",
+        &clip,
+    );
+    let masks = dir.join("masks");
+    let out = Command::new(example("segment"))
+        .arg(&clip)
+        .arg("--masks")
+        .arg(&masks)
+        .output()
+        .expect("running segment");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("decodebin, motion estimated"), "{stdout}");
+    assert_eq!(std::fs::read_dir(&masks).unwrap().count(), 20);
+    let mask = read_mask(&masks.join("000019.png"));
+    assert_eq!((mask.width, mask.height), (320, 240));
+
+    // Forcing vssdec on VP8 is a clear error, not a hang.
+    let out = Command::new(example("segment"))
+        .arg(&clip)
+        .args(["--decoder", "vssdec"])
+        .output()
+        .expect("running segment");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("vssdec cannot decode"), "{stderr}");
+}
