@@ -56,9 +56,16 @@ fn main() -> Result<()> {
         }
     }
 
-    println!("command: {}", std::env::args().collect::<Vec<_>>().join(" "));
+    println!(
+        "command: {}",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
     println!("machine: {}", machine());
-    println!("input: {} ({frames} frames), {} rounds", input.display(), args.rounds);
+    println!(
+        "input: {} ({frames} frames), {} rounds",
+        input.display(),
+        args.rounds
+    );
     println!();
     println!("| decoder | median s | fps | ratio vs avdec_h264 |");
     println!("| --- | --- | --- | --- |");
@@ -88,12 +95,13 @@ fn decode_once(input: &Path, decoder: &str) -> Result<(f64, u64)> {
         .context("no sink")?;
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let c = counter.clone();
-    sink.static_pad("sink")
-        .context("no sink pad")?
-        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+    sink.static_pad("sink").context("no sink pad")?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, _| {
             c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             gst::PadProbeReturn::Ok
-        });
+        },
+    );
     let start = Instant::now();
     pipeline.set_state(gst::State::Playing)?;
     let bus = pipeline.bus().context("no bus")?;

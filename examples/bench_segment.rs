@@ -49,14 +49,20 @@ fn main() -> Result<()> {
     let configs: Vec<(String, Option<String>)> = vec![
         ("decode only (vssdec)".into(), None),
         ("full".into(), Some("mode=full".into())),
-        ("lowres 0.5".into(), Some("mode=lowres lowres-scale=0.5".into())),
+        (
+            "lowres 0.5".into(),
+            Some("mode=lowres lowres-scale=0.5".into()),
+        ),
         ("warp".into(), Some("mode=warp".into())),
     ];
     let mut best: HashMap<String, Run> = HashMap::new();
     for round in 0..args.rounds {
         for (name, element) in &configs {
             let run = run_pipeline(&input, element.as_deref(), &args)?;
-            eprintln!("round {round}: {name}: {:.2} s, {} frames", run.wall, run.frames);
+            eprintln!(
+                "round {round}: {name}: {:.2} s, {} frames",
+                run.wall, run.frames
+            );
             if best.get(name).is_none_or(|b| run.wall < b.wall) {
                 best.insert(name.clone(), run);
             }
@@ -64,7 +70,10 @@ fn main() -> Result<()> {
     }
     let forward = bare_forward(&args.model, 60)?;
 
-    println!("command: {}", std::env::args().collect::<Vec<_>>().join(" "));
+    println!(
+        "command: {}",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
     println!("machine: {}", machine());
     println!(
         "input: {}, model {}, keyframe-interval {}, overlay=none, best of {} rounds",
@@ -124,25 +133,27 @@ fn run_pipeline(input: &std::path::Path, segment: Option<&str>, args: &Args) -> 
     let frames = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     if let Some(seg) = bin.by_name("seg") {
         let e = entered.clone();
-        seg.static_pad("sink")
-            .context("sink pad")?
-            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        seg.static_pad("sink").context("sink pad")?.add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, info| {
                 if let Some(b) = info.buffer() {
                     e.lock().unwrap().insert(b.pts(), Instant::now());
                 }
                 gst::PadProbeReturn::Ok
-            });
+            },
+        );
         let (e, l) = (entered.clone(), latencies.clone());
-        seg.static_pad("src")
-            .context("src pad")?
-            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        seg.static_pad("src").context("src pad")?.add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, info| {
                 if let Some(b) = info.buffer()
                     && let Some(t) = e.lock().unwrap().remove(&b.pts())
                 {
                     l.lock().unwrap().push(t.elapsed().as_secs_f64() * 1e3);
                 }
                 gst::PadProbeReturn::Ok
-            });
+            },
+        );
     }
     let f = frames.clone();
     bin.by_name("sink")
@@ -190,7 +201,11 @@ fn run_pipeline(input: &std::path::Path, segment: Option<&str>, args: &Args) -> 
 fn bare_forward(model: &str, iterations: usize) -> Result<Vec<f64>> {
     let bundle = Bundle::load(model, parse_device("cpu")?)?;
     let (h, w) = bundle.manifest().native_size();
-    let image = tch::Tensor::randint(256, [1, 3, i64::from(h), i64::from(w)], (tch::Kind::Uint8, tch::Device::Cpu));
+    let image = tch::Tensor::randint(
+        256,
+        [1, 3, i64::from(h), i64::from(w)],
+        (tch::Kind::Uint8, tch::Device::Cpu),
+    );
     let mut out = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let t = Instant::now();
@@ -207,7 +222,12 @@ fn summary(v: &[f64]) -> (f64, f64, f64, f64) {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
-    (s.iter().sum::<f64>() / s.len() as f64, q(0.5), q(0.99), s[s.len() - 1])
+    (
+        s.iter().sum::<f64>() / s.len() as f64,
+        q(0.5),
+        q(0.99),
+        s[s.len() - 1],
+    )
 }
 
 fn machine() -> String {
@@ -221,5 +241,9 @@ fn machine() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores, {}, libtorch threads {}", gst::version_string(), tch::get_num_threads())
+    format!(
+        "{cpu}, {cores} cores, {}, libtorch threads {}",
+        gst::version_string(),
+        tch::get_num_threads()
+    )
 }

@@ -36,15 +36,25 @@ fn main() -> Result<()> {
     let mut vectors_csv = csv::Writer::from_path(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     vectors_csv.write_record([
-        "frame", "source", "w", "h", "src_x", "src_y", "dst_x", "dst_y", "motion_x", "motion_y",
+        "frame",
+        "source",
+        "w",
+        "h",
+        "src_x",
+        "src_y",
+        "dst_x",
+        "dst_y",
+        "motion_x",
+        "motion_y",
         "motion_scale",
     ])?;
     let mut types_csv = csv::Writer::from_path(&types_path)
         .with_context(|| format!("creating {}", types_path.display()))?;
     types_csv.write_record(["frame", "pict_type"])?;
 
-    let pipeline =
-        gst::parse::launch("filesrc name=src ! parsebin ! vssdec name=dec ! appsink name=sink sync=false")?
+    let pipeline = gst::parse::launch(
+        "filesrc name=src ! parsebin ! vssdec name=dec ! appsink name=sink sync=false",
+    )?
     .downcast::<gst::Pipeline>()
     .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
     let src = pipeline.by_name("src").context("no filesrc")?;
@@ -52,7 +62,7 @@ fn main() -> Result<()> {
     pipeline
         .by_name("dec")
         .context("no vssdec")?
-        .set_property("max-threads", args.threads);
+        .set_property("max-threads", args.threads as i32);
     let sink = pipeline
         .by_name("sink")
         .context("no appsink")?
@@ -94,9 +104,9 @@ fn dump(
     }
     let duration = pipeline.query_duration::<gst::ClockTime>();
     let bar = match duration {
-        Some(d) => ProgressBar::new(d.mseconds()).with_style(
-            ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} [{elapsed_precise}<{eta}]")?,
-        ),
+        Some(d) => ProgressBar::new(d.mseconds()).with_style(ProgressStyle::with_template(
+            "{bar:40} {percent:>3}% {msg} [{elapsed_precise}<{eta}]",
+        )?),
         None => ProgressBar::new_spinner(),
     };
     pipeline.set_state(gst::State::Playing)?;

@@ -22,8 +22,17 @@ fn read_vectors(path: &Path) -> BTreeMap<u64, HashMap<VectorRow, usize>> {
     assert_eq!(
         header,
         [
-            "frame", "source", "w", "h", "src_x", "src_y", "dst_x", "dst_y", "motion_x",
-            "motion_y", "motion_scale"
+            "frame",
+            "source",
+            "w",
+            "h",
+            "src_x",
+            "src_y",
+            "dst_x",
+            "dst_y",
+            "motion_x",
+            "motion_y",
+            "motion_scale"
         ]
     );
     for record in reader.records() {
@@ -42,7 +51,10 @@ fn read_vectors(path: &Path) -> BTreeMap<u64, HashMap<VectorRow, usize>> {
 
 fn read_types(path: &Path) -> Vec<String> {
     let mut reader = csv::Reader::from_path(path).expect("types csv");
-    reader.records().map(|r| r.unwrap()[1].to_string()).collect()
+    reader
+        .records()
+        .map(|r| r.unwrap()[1].to_string())
+        .collect()
 }
 
 /// Runs dump_mvs and the PyAV reader on `input` and asserts the same vectors, frame by frame.
@@ -74,7 +86,10 @@ fn assert_vectors_match_pyav(input: &Path, name: &str) -> (usize, usize) {
         vectors += set.values().sum::<usize>();
     }
     assert!(vectors > 0, "no vectors at all in {}", input.display());
-    eprintln!("{name}: {} frames, {vectors} vectors equal PyAV's", ta.len());
+    eprintln!(
+        "{name}: {} frames, {vectors} vectors equal PyAV's",
+        ta.len()
+    );
     (ta.len(), vectors)
 }
 
@@ -142,7 +157,9 @@ fn timestamps_and_pixels_match_avdec_h264() {
     }
     // Every frame carries the meta; keyframes carry no vectors, P-frames do.
     for (i, f) in ours.iter().enumerate() {
-        let kind = f.picture_type.unwrap_or_else(|| panic!("frame {i} has no motion meta"));
+        let kind = f
+            .picture_type
+            .unwrap_or_else(|| panic!("frame {i} has no motion meta"));
         assert!(f.vectors_available);
         match kind {
             PictureType::I => assert!(f.keyframe && f.vectors.is_empty(), "frame {i}"),
@@ -174,7 +191,10 @@ fn bframes_come_out_in_presentation_order() {
     let (theirs, _) = decode_frames(&desc("avdec_h264"));
     assert_eq!(ours.len(), 60);
     let pts: Vec<_> = ours.iter().map(|f| f.pts.expect("pts")).collect();
-    assert!(pts.windows(2).all(|w| w[0] < w[1]), "not in presentation order: {pts:?}");
+    assert!(
+        pts.windows(2).all(|w| w[0] < w[1]),
+        "not in presentation order: {pts:?}"
+    );
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
         assert_eq!(a.pts, b.pts, "frame {i}");
         assert_eq!(a.checksum, b.checksum, "frame {i} pixels");
@@ -256,8 +276,9 @@ struct HarnessRun {
 }
 
 /// Pushes access units through vssdec in a Harness, then EOS; collects output and bus messages.
-fn decode_in_harness(caps: &gst::Caps, units: Vec<gst::Buffer>) -> HarnessRun {
+fn decode_in_harness(caps: &gst::Caps, units: Vec<gst::Buffer>, threads: i32) -> HarnessRun {
     let mut h = gst_check::Harness::new("vssdec");
+    h.element().unwrap().set_property("max-threads", threads);
     let bus = gst::Bus::new();
     h.element().unwrap().set_bus(Some(&bus));
     h.set_src_caps(caps.clone());
@@ -279,11 +300,15 @@ fn decode_in_harness(caps: &gst::Caps, units: Vec<gst::Buffer>) -> HarnessRun {
             _ => {}
         }
     }
-    HarnessRun { frames, warnings, errors }
+    HarnessRun {
+        frames,
+        warnings,
+        errors,
+    }
 }
 
 /// Frames from `from_pts` on must be bit-identical to the clean decode.
-fn assert_recovered(clean: &[Frame], damaged: &[Frame], from_pts: gst::ClockTime) {
+fn assert_recovered(case: &str, clean: &[Frame], damaged: &[Frame], from_pts: gst::ClockTime) {
     let by_pts: HashMap<_, _> = damaged.iter().map(|f| (f.pts, f.checksum)).collect();
     let expected: Vec<_> = clean.iter().filter(|f| f.pts >= Some(from_pts)).collect();
     assert!(!expected.is_empty());
@@ -291,7 +316,7 @@ fn assert_recovered(clean: &[Frame], damaged: &[Frame], from_pts: gst::ClockTime
         assert_eq!(
             by_pts.get(&f.pts),
             Some(&f.checksum),
-            "frame at {:?} not recovered after the keyframe at {from_pts}",
+            "{case}: frame at {:?} not recovered after the keyframe at {from_pts}",
             f.pts
         );
     }
@@ -301,21 +326,32 @@ fn assert_recovered(clean: &[Frame], damaged: &[Frame], from_pts: gst::ClockTime
 fn harness_output_carries_meta_on_every_frame() {
     init();
     let (caps, units) = h264_access_units(30);
-    let run = decode_in_harness(&caps, units);
+    let run = decode_in_harness(&caps, units, 0);
     assert_eq!(run.frames.len(), 30);
     assert_eq!(run.errors + run.warnings, 0);
     let first = &run.frames[0];
     assert_eq!(first.picture_type, Some(PictureType::I));
     assert!(first.keyframe && first.vectors.is_empty());
-    assert!(run.frames[1..12].iter().all(|f| f.picture_type == Some(PictureType::P)));
+    assert!(
+        run.frames[1..12]
+            .iter()
+            .all(|f| f.picture_type == Some(PictureType::P))
+    );
     assert!(run.frames[12].keyframe);
 }
 
 #[test]
 fn corrupt_input_is_survived_and_recovers_at_next_keyframe() {
     init();
+    // One thread, and frame threads, whose errors surface on a later packet than their own.
+    for threads in [1, 4] {
+        corrupt_cases(threads);
+    }
+}
+
+fn corrupt_cases(threads: i32) {
     let (caps, units) = h264_access_units(48);
-    let clean = decode_in_harness(&caps, units.clone()).frames;
+    let clean = decode_in_harness(&caps, units.clone(), threads).frames;
     assert_eq!(clean.len(), 48);
     let keyframe_pts = |i: usize| units[i].pts().unwrap();
 
@@ -329,25 +365,27 @@ fn corrupt_input_is_survived_and_recovers_at_next_keyframe() {
             map[k] ^= 0x5a;
         }
     }
-    let run = decode_in_harness(&caps, flipped);
+    let run = decode_in_harness(&caps, flipped, threads);
     assert_eq!(run.errors, 0);
-    assert_recovered(&clean, &run.frames, keyframe_pts(12));
+    assert_recovered("flipped bytes", &clean, &run.frames, keyframe_pts(12));
 
     // A truncated packet.
     let mut truncated = units.clone();
     let half = truncated[15].size() / 2;
-    truncated[15] = truncated[15].copy_region(gst::BufferCopyFlags::all(), 0..half).unwrap();
-    let run = decode_in_harness(&caps, truncated);
+    truncated[15] = truncated[15]
+        .copy_region(gst::BufferCopyFlags::all(), 0..half)
+        .unwrap();
+    let run = decode_in_harness(&caps, truncated, threads);
     assert_eq!(run.errors, 0);
-    assert_recovered(&clean, &run.frames, keyframe_pts(24));
+    assert_recovered("truncated packet", &clean, &run.frames, keyframe_pts(24));
 
     // A missing keyframe: the GOP after it decodes from stale references at best.
     let mut missing = units.clone();
     missing.remove(24);
-    let run = decode_in_harness(&caps, missing);
+    let run = decode_in_harness(&caps, missing, threads);
     assert_eq!(run.errors, 0);
     assert!(run.frames.len() <= 47);
-    assert_recovered(&clean, &run.frames, keyframe_pts(36));
+    assert_recovered("missing keyframe", &clean, &run.frames, keyframe_pts(36));
 
     // Pure garbage in place of a P-frame. No zero bytes: random start codes could forge
     // parameter sets, which would legitimately change how later keyframes decode.
@@ -362,10 +400,10 @@ fn corrupt_input_is_survived_and_recovers_at_next_keyframe() {
         j.set_flags(gst::BufferFlags::DELTA_UNIT);
     }
     garbage[30] = junk;
-    let run = decode_in_harness(&caps, garbage);
+    let run = decode_in_harness(&caps, garbage, threads);
     assert_eq!(run.errors, 0);
     assert!(run.warnings > 0, "garbage decoded without a warning");
-    assert_recovered(&clean, &run.frames, keyframe_pts(36));
+    assert_recovered("garbage", &clean, &run.frames, keyframe_pts(36));
 }
 
 #[test]
@@ -389,8 +427,11 @@ fn seek_mid_gop_yields_the_frames_of_a_linear_decode() {
         .unwrap();
     pipeline.set_state(gst::State::Paused).unwrap();
     let bus = pipeline.bus().unwrap();
-    bus.timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::AsyncDone])
-        .expect("preroll");
+    bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::AsyncDone],
+    )
+    .expect("preroll");
 
     // Frame 45 sits mid-GOP (keyframes every 30 frames).
     for (target_frame, frames_to_check) in [(45usize, 20usize), (100, 15), (17, 10)] {
@@ -421,4 +462,45 @@ fn seek_mid_gop_yields_the_frames_of_a_linear_decode() {
         pipeline.set_state(gst::State::Paused).unwrap();
     }
     pipeline.set_state(gst::State::Null).unwrap();
+}
+
+/// The latency query reports the frames libavcodec holds back: frame threading adds one frame
+/// per extra thread; slice threading on a P-only stream adds none.
+#[test]
+fn latency_query_reports_the_decoder_delay() {
+    init();
+    let latency_with = |props: &str| {
+        let pipeline = gst::parse::launch(&format!(
+            "filesrc location={} ! qtdemux ! h264parse ! vssdec name=dec {props} ! fakesink",
+            dashcam().display()
+        ))
+        .unwrap();
+        pipeline.set_state(gst::State::Paused).unwrap();
+        pipeline
+            .bus()
+            .unwrap()
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(30),
+                &[gst::MessageType::AsyncDone],
+            )
+            .expect("preroll");
+        // Asked at the decoder itself: a non-live sink reports no latency for the pipeline.
+        let dec = pipeline
+            .clone()
+            .downcast::<gst::Bin>()
+            .unwrap()
+            .by_name("dec")
+            .unwrap();
+        let mut q = gst::query::Latency::new();
+        assert!(dec.static_pad("src").unwrap().query(&mut q));
+        pipeline.set_state(gst::State::Null).unwrap();
+        q.result().1
+    };
+    let frame = gst::ClockTime::from_mseconds(40); // 25 fps
+    assert_eq!(latency_with("max-threads=4 thread-type=frame"), frame * 3);
+    assert_eq!(latency_with("max-threads=1"), gst::ClockTime::ZERO);
+    assert_eq!(
+        latency_with("max-threads=4 thread-type=slice"),
+        gst::ClockTime::ZERO
+    );
 }

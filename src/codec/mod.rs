@@ -200,8 +200,8 @@ unsafe impl Send for Decoder {}
 impl Decoder {
     pub fn new(config: &DecoderConfig) -> Result<Self, CodecError> {
         ffmpeg::init().map_err(|e| CodecError::Open(config.codec, e))?;
-        let codec = ffmpeg::decoder::find(config.codec.id())
-            .ok_or(CodecError::NotFound(config.codec))?;
+        let codec =
+            ffmpeg::decoder::find(config.codec.id()).ok_or(CodecError::NotFound(config.codec))?;
         let mut context = ffmpeg::codec::Context::new_with_codec(codec);
         if let Some(extradata) = config.extradata.as_deref().filter(|d| !d.is_empty()) {
             set_extradata(&mut context, extradata);
@@ -261,10 +261,17 @@ impl Decoder {
     }
 
     /// Sends one compressed picture. `tag` comes back on the picture decoded from it.
+    ///
+    /// The tag travels in `reordered_opaque`, as gst-libav does: frame threads copy it per
+    /// picture, while packet pts can shift by one after a packet that yields no picture.
     pub fn send(&mut self, data: &[u8], tag: i64) -> Result<(), CodecError> {
         let mut packet = ffmpeg::Packet::copy(data);
         packet.set_pts(Some(tag));
         packet.set_dts(None);
+        // SAFETY: plain field write on our opened context, read back by libavcodec on send.
+        unsafe {
+            (*self.inner.as_mut_ptr()).reordered_opaque = tag;
+        }
         self.inner.send_packet(&packet).map_err(CodecError::Decode)
     }
 
@@ -286,9 +293,15 @@ impl Decoder {
         }
         let frame = &self.frame;
         // SAFETY: plain field reads on a frame that receive_frame just filled.
-        let (pict_type, key_frame, flags, sar) = unsafe {
+        let (pict_type, key_frame, flags, sar, tag) = unsafe {
             let f = frame.as_ptr();
-            ((*f).pict_type, (*f).key_frame != 0, (*f).flags, (*f).sample_aspect_ratio)
+            (
+                (*f).pict_type,
+                (*f).key_frame != 0,
+                (*f).flags,
+                (*f).sample_aspect_ratio,
+                (*f).reordered_opaque,
+            )
         };
         let picture_type = match pict_type {
             ffi::AVPictureType::AV_PICTURE_TYPE_I => PictureType::I,
@@ -299,7 +312,7 @@ impl Decoder {
         };
         Ok(Some(Picture {
             frame,
-            tag: frame.pts().or_else(|| frame.timestamp()),
+            tag: Some(tag),
             picture_type,
             keyframe: key_frame,
             corrupt: flags & ffi::AV_FRAME_FLAG_CORRUPT != 0,

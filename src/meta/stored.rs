@@ -47,7 +47,12 @@ pub fn api_type<T: StoredMeta>() -> glib::Type {
                 [ptr::null::<std::os::raw::c_char>()].as_ptr() as *mut *const _,
             ))
         };
-        assert_ne!(t, glib::Type::INVALID, "registering {:?} failed", T::API_NAME);
+        assert_ne!(
+            t,
+            glib::Type::INVALID,
+            "registering {:?} failed",
+            T::API_NAME
+        );
         t
     })
 }

@@ -638,7 +638,8 @@ impl Matcher<'_> {
         let s_plus = self.sad(origin, plus, u32::MAX) as f32;
         let s0 = sad as f32;
         let slope = s_minus.max(s_plus) - s0;
-        if slope <= 0.0 {
+        // An exact match (SAD 0) is exactly here: uneven neighbours must not pull it off.
+        if sad == 0 || slope <= 0.0 {
             return 0.0;
         }
         ((s_minus - s_plus) / (2.0 * slope)).clamp(-0.5, 0.5)

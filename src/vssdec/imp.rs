@@ -35,7 +35,10 @@ const STALE_FRAME_SLACK: u32 = 16;
 pub enum DecThreadType {
     #[enum_value(name = "Auto: frame and slice threading", nick = "auto")]
     Auto = 0,
-    #[enum_value(name = "Frame threading (adds one frame of latency per thread)", nick = "frame")]
+    #[enum_value(
+        name = "Frame threading (adds one frame of latency per thread)",
+        nick = "frame"
+    )]
     Frame = 1,
     #[enum_value(name = "Slice threading (no added latency)", nick = "slice")]
     Slice = 2,
@@ -97,10 +100,12 @@ impl ObjectImpl for VssDec {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
             vec![
-                glib::ParamSpecUInt::builder("max-threads")
+                // gint like avdec_*'s, so the same pipeline strings work with both.
+                glib::ParamSpecInt::builder("max-threads")
                     .nick("Maximum decode threads")
                     .blurb("Maximum number of decoding threads (0 = one per core)")
-                    .default_value(DEFAULT_MAX_THREADS)
+                    .minimum(0)
+                    .default_value(DEFAULT_MAX_THREADS as i32)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("thread-type", DEFAULT_THREAD_TYPE)
@@ -128,7 +133,10 @@ impl ObjectImpl for VssDec {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut settings = self.settings.lock().unwrap();
         match pspec.name() {
-            "max-threads" => settings.max_threads = value.get().expect("type checked upstream"),
+            "max-threads" => {
+                settings.max_threads =
+                    value.get::<i32>().expect("type checked upstream").max(0) as u32
+            }
             "thread-type" => settings.thread_type = value.get().expect("type checked upstream"),
             "output-corrupt" => {
                 settings.output_corrupt = value.get().expect("type checked upstream")
@@ -141,7 +149,7 @@ impl ObjectImpl for VssDec {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let settings = self.settings.lock().unwrap();
         match pspec.name() {
-            "max-threads" => settings.max_threads.to_value(),
+            "max-threads" => (settings.max_threads as i32).to_value(),
             "thread-type" => settings.thread_type.to_value(),
             "output-corrupt" => settings.output_corrupt.to_value(),
             "export-mvs" => settings.export_mvs.to_value(),
@@ -172,13 +180,19 @@ impl ElementImpl for VssDec {
             let sink_caps = gst::Caps::builder_full()
                 .structure(
                     gst::Structure::builder("video/x-h264")
-                        .field("stream-format", gst::List::new(["avc", "avc3", "byte-stream"]))
+                        .field(
+                            "stream-format",
+                            gst::List::new(["avc", "avc3", "byte-stream"]),
+                        )
                         .field("alignment", "au")
                         .build(),
                 )
                 .structure(
                     gst::Structure::builder("video/x-h265")
-                        .field("stream-format", gst::List::new(["hvc1", "hev1", "byte-stream"]))
+                        .field(
+                            "stream-format",
+                            gst::List::new(["hvc1", "hev1", "byte-stream"]),
+                        )
                         .field("alignment", "au")
                         .build(),
                 )
@@ -269,9 +283,9 @@ impl VideoDecoderImpl for VssDec {
             },
             other => return Err(gst::loggable_error!(CAT, "unsupported caps {other}")),
         };
-        let extradata = input_state.codec_data().and_then(|b| {
-            b.map_readable().ok().map(|m| m.as_slice().to_vec())
-        });
+        let extradata = input_state
+            .codec_data()
+            .and_then(|b| b.map_readable().ok().map(|m| m.as_slice().to_vec()));
 
         // Hand out what the old decoder still holds before replacing it.
         if self.state.lock().unwrap().is_some() {
@@ -287,9 +301,13 @@ impl VideoDecoderImpl for VssDec {
             export_mvs: settings.export_mvs,
             output_corrupt: settings.output_corrupt,
         };
-        let decoder =
-            Decoder::new(&config).map_err(|e| gst::loggable_error!(CAT, "{}", e))?;
-        gst::debug!(CAT, imp = self, "opened {} decoder for {caps}", codec.name());
+        let decoder = Decoder::new(&config).map_err(|e| gst::loggable_error!(CAT, "{}", e))?;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "opened {} decoder for {caps}",
+            codec.name()
+        );
         *self.state.lock().unwrap() = Some(State {
             decoder,
             input_state: input_state.clone(),
@@ -314,18 +332,22 @@ impl VideoDecoderImpl for VssDec {
         };
         drop(frame);
         if let Err(err) = sent {
-            // Corrupt input: warn (the base class turns too many of these into an error), drop
-            // the frame and keep going; the codec resynchronises at the next keyframe.
+            // Corrupt input: warn and keep going; the codec resynchronises at the next keyframe.
+            // With frame threads the error may belong to an earlier packet, so no frame is
+            // dropped here: frames that yield no picture are released as stale, with a warning.
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Decode,
+                ("corrupt data near frame {}", number),
+                ["{err}"]
+            );
+            // The base class counts errors against max-errors (-1, the default, ignores them).
             gst_video::video_decoder_error!(
                 self.obj(),
                 1,
                 gst::StreamError::Decode,
                 ["frame {number}: {err}"]
             )?;
-            let obj = self.obj();
-            if let Some(frame) = obj.frame(number as i32) {
-                obj.drop_frame(frame)?;
-            }
         }
         self.push_decoded()?;
         self.release_stale_frames(Some(number));
@@ -390,25 +412,27 @@ impl VssDec {
                 Ok(None) => return Ok(gst::FlowSuccess::Ok),
                 Err(err) => {
                     drop(guard);
-                    gst_video::video_decoder_error!(
-                        obj,
-                        1,
-                        gst::StreamError::Decode,
-                        ["{err}"]
-                    )?;
+                    gst_video::video_decoder_error!(obj, 1, gst::StreamError::Decode, ["{err}"])?;
                     continue;
                 }
             };
             let Some(number) = picture.tag.and_then(|t| i32::try_from(t).ok()) else {
-                gst::warning!(CAT, imp = self, "decoded picture without a frame tag: skipped");
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "decoded picture without a frame tag: skipped"
+                );
                 continue;
             };
             let Some(mut frame) = obj.frame(number) else {
-                gst::debug!(CAT, imp = self, "frame {number} already gone: picture skipped");
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "frame {number} already gone: picture skipped"
+                );
                 continue;
             };
-            if let Err(flow) = self.ensure_output(&mut state.output, &state.input_state, &picture)
-            {
+            if let Err(flow) = self.ensure_output(&mut state.output, &state.input_state, &picture) {
                 drop(guard);
                 obj.drop_frame(frame)?;
                 return Err(flow);
@@ -472,12 +496,8 @@ impl VssDec {
             PixelLayout::Y444_10le => gst_video::VideoFormat::Y44410le,
         };
         let obj = self.obj();
-        let output_state = obj.set_output_state(
-            format,
-            picture.width,
-            picture.height,
-            Some(input_state),
-        )?;
+        let output_state =
+            obj.set_output_state(format, picture.width, picture.height, Some(input_state))?;
         obj.negotiate(output_state)
             .map_err(|_| gst::FlowError::NotNegotiated)?;
         *output = Some(wanted);

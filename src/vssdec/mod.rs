@@ -19,5 +19,10 @@ glib::wrapper! {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    gst::Element::register(Some(plugin), "vssdec", gst::Rank::NONE, VssDec::static_type())
+    gst::Element::register(
+        Some(plugin),
+        "vssdec",
+        gst::Rank::NONE,
+        VssDec::static_type(),
+    )
 }
