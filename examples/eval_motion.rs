@@ -7,8 +7,9 @@
 //!     [--modes full,lowres,warp] [--encodes p,b] [--model camvid-espnet] [--limit N] \
 //!     [--json results.json]
 //! ```
-//! Per sequence, encode and mode: `filesrc ! qtdemux ! h264parse ! vssdec ! vsssegment mode=M
-//! keyframe-policy=codec keyframe-interval=12 overlay=none stats=true ! appsink`. Every frame's
+//! Per sequence, encode and mode: `filesrc ! qtdemux ! h264parse ! vssdec thread-type=slice
+//! ! vsssegment mode=M keyframe-policy=codec keyframe-interval=12 overlay=none stats=true
+//! ! appsink`. Every frame's
 //! `SegmentationMeta` class map is compared with the sequence's label PNG of the same index
 //! (display order). The distance `d` is counted from the codec's I-frames, read from vssdec's
 //! `MotionMeta` on the same buffer: with `mode=full` every frame is a keyframe in the
@@ -60,6 +61,11 @@ struct Args {
     /// libtorch threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: u32,
+    /// vssdec's thread-type. `slice` by default: with frame threading FFmpeg 5.1 exports
+    /// B-frame motion vectors that differ from run to run (the pixels do not), so B-stream
+    /// results would not reproduce; the encodes have one slice, so this decodes on one thread.
+    #[arg(long, default_value = "slice", value_parser = ["auto", "frame", "slice"])]
+    decoder_thread_type: String,
     /// Only the first N sequences.
     #[arg(long)]
     limit: Option<usize>,
@@ -225,7 +231,7 @@ struct Segmented {
 /// Runs one pipeline to EOS and returns every frame's segmentation.
 fn segment(args: &Args, video: &Path, mode: &str) -> Result<Segmented> {
     let pipeline = gst::parse::launch(
-        "filesrc name=src ! qtdemux ! h264parse ! vssdec ! vsssegment name=seg overlay=none \
+        "filesrc name=src ! qtdemux ! h264parse ! vssdec name=dec ! vsssegment name=seg overlay=none \
          keyframe-policy=codec stats=true ! appsink name=sink sync=false",
     )?
     .downcast::<gst::Pipeline>()
@@ -234,6 +240,10 @@ fn segment(args: &Args, video: &Path, mode: &str) -> Result<Segmented> {
         .by_name("src")
         .context("no filesrc")?
         .set_property("location", video.to_string_lossy().as_ref());
+    pipeline
+        .by_name("dec")
+        .context("no vssdec")?
+        .set_property_from_str("thread-type", &args.decoder_thread_type);
     let seg = pipeline.by_name("seg").context("no vsssegment")?;
     seg.set_property("model", &args.model);
     seg.set_property_from_str("mode", mode);
@@ -527,16 +537,22 @@ fn report(args: &Args, sequences: usize, runs: &[Run]) -> String {
     };
     let _ = writeln!(out, "## camvid-motion through vsssegment\n");
     let _ = writeln!(out, "- command: `{}`", command_line());
-    let _ = writeln!(out, "- machine: {}", machine());
+    let _ = writeln!(
+        out,
+        "- machine: {}, load average {}",
+        machine(),
+        load_average()
+    );
     let _ = writeln!(out, "- commit: {}", commit());
     let frames = runs.first().map_or(0, |r| r.frames);
     let _ = writeln!(
         out,
         "- data: {} ({sequences} sequences, {frames} frames per run), model {}, \
-         keyframe-policy=codec, lowres-scale {}",
+         keyframe-policy=codec, lowres-scale {}, vssdec thread-type={}",
         args.data.display(),
         args.model,
-        args.lowres_scale
+        args.lowres_scale,
+        args.decoder_thread_type
     );
     let _ = writeln!(
         out,
@@ -552,8 +568,10 @@ fn report(args: &Args, sequences: usize, runs: &[Run]) -> String {
         let _ = write!(header, " d={d} |");
         rule.push_str(" ---: |");
     }
-    header.push_str(" all | mean ms | key ms | non-key ms | max ms | element fps | pipeline fps |");
-    rule.push_str(" ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    header.push_str(
+        " all | mean ms | p50 ms | key ms | non-key ms | max ms | element fps | pipeline fps |",
+    );
+    rule.push_str(" ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let _ = writeln!(out, "{header}\n{rule}");
     for run in runs {
         let mut line = format!("| {} | {} |", run.encode, run.mode);
@@ -573,9 +591,12 @@ fn report(args: &Args, sequences: usize, runs: &[Run]) -> String {
             "—".into()
         };
         let max = run.compute_ms.iter().copied().fold(0.0, f64::max);
+        let mut sorted = run.compute_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let p50 = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
         let _ = writeln!(
             line,
-            " **{}** | {mean:.1} | {key_ms:.1} | {non_key_ms} | {max:.1} | {:.1} | {:.1} |",
+            " **{}** | {mean:.1} | {p50:.1} | {key_ms:.1} | {non_key_ms} | {max:.1} | {:.1} | {:.1} |",
             pct(Some(run.all().scores().miou)),
             1e3 / mean.max(1e-9),
             run.frames as f64 / run.wall.as_secs_f64().max(1e-9),
@@ -608,6 +629,11 @@ fn report(args: &Args, sequences: usize, runs: &[Run]) -> String {
             out,
             "\n### Accumulated field vs mIoU drop, encode {encode} (field from mode {})\n",
             field_run.mode
+        );
+        let _ = writeln!(
+            out,
+            "d=0: on a keyframe the element reports the field accumulated through the I-frame \
+             (no vectors, so all uncovered) before it restarts the track.\n"
         );
         let _ = writeln!(
             out,
@@ -679,6 +705,14 @@ fn machine() -> String {
         gstvss::model::threads(),
         gst::version_string()
     )
+}
+
+/// The 1, 5 and 15 minute load averages: timings on a shared machine need them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn commit() -> String {

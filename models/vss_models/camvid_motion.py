@@ -25,7 +25,13 @@ o_k(t) = o_k + u_k t (output pixels).
 
 Deterministic: a sequence depends only on (seed, split, index, frames) and the CamVid lists;
 x264 runs with threads=1 and the MP4 creation times are zeroed, so the files are identical
-byte for byte between runs on the same software.
+byte for byte between runs on the same machine and software (another CPU or torch build may
+round the bilinear image differently by one level, and x264 then codes different bits).
+
+The content is a still image under a global affine camera: no parallax and no occlusion except
+by the pasted objects and the frame border, so block motion describes it almost exactly. The
+frames are 1.2x-2x magnified crops of CamVid (the source is only 480x360), which costs the
+full-resolution model accuracy compared with CamVid's stills.
 """
 
 from __future__ import annotations
