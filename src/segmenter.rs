@@ -199,10 +199,16 @@ impl Segmenter {
         let mut stats = None;
         if self.needs_motion() {
             let vectors = self.frame_motion(input)?;
+            // Codec vectors point to the picture type's reference; our estimate to the
+            // previous frame.
+            let picture = input
+                .codec
+                .filter(|c| c.available)
+                .map_or(PictureType::Unknown, |c| c.picture_type);
             match vectors {
                 Some(vectors) => {
                     let track = self.track_for(width, height)?;
-                    track.advance(vectors.as_slice());
+                    track.advance_picture(vectors.as_slice(), picture);
                     stats = Some(track.accumulated().stats());
                     self.estimated = vectors;
                 }

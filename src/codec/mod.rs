@@ -211,12 +211,19 @@ impl Decoder {
             flags |= ffmpeg::codec::Flags::OUTPUT_CORRUPT;
         }
         context.set_flags(flags);
+        // 0 = one thread per core, as avdec_* counts them (libavcodec's own "auto" takes one
+        // more, and with frame threads FFmpeg 5.1 then exported B-frame vectors that varied
+        // from run to run in our tests).
+        let threads = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         context.set_threading(ffmpeg::codec::threading::Config {
             kind: match config.thread_type {
                 ThreadType::Auto | ThreadType::Frame => ffmpeg::codec::threading::Type::Frame,
                 ThreadType::Slice => ffmpeg::codec::threading::Type::Slice,
             },
-            count: config.threads,
+            count: threads,
             ..Default::default()
         });
         if config.thread_type == ThreadType::Auto {

@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use super::vector::MotionVector;
+use super::vector::{MotionVector, PictureType};
 
 /// Pixels per cell side by default: a field at 1/4 of the frame resolution, finer than the
 /// 8x8 blocks FFmpeg reports at best.
@@ -236,6 +236,14 @@ impl MotionField {
     pub fn resize(&mut self, width: u32, height: u32, cell: u32) -> Result<(), FieldError> {
         self.set_geometry(FieldGeometry::new(width, height, cell)?);
         Ok(())
+    }
+
+    /// Becomes a copy of `other`, reusing this field's buffers.
+    pub fn copy_from(&mut self, other: &MotionField) {
+        self.geometry = other.geometry;
+        self.dx.clone_from(&other.dx);
+        self.dy.clone_from(&other.dy);
+        self.uncovered.clone_from(&other.uncovered);
     }
 
     fn set_geometry(&mut self, geometry: FieldGeometry) {
@@ -612,12 +620,43 @@ fn ceil_div(a: i64, b: i64) -> i64 {
 }
 
 /// A field accumulated over the frames since the last keyframe, with the buffers it needs.
+///
+/// Which frame a step's vectors point back to depends on the picture type: a P-frame predicts
+/// from the last I/P frame (the anchor), which in a stream with B-frames is not the previous
+/// frame; a B-frame's past vectors point to the frame before it. FFmpeg does not say which
+/// reference a vector uses, so this is the single-reference reading: exact for P-only streams,
+/// and for B-frame streams whose P-frames use the latest anchor and whose B-frames use the
+/// frame just before (x264's default pyramid-less GOP).
 #[derive(Debug, Clone)]
 pub struct MotionTrack {
     step: MotionField,
     accumulated: MotionField,
+    /// The accumulated field of the last anchor (I or P frame, or an estimated frame).
+    anchor: MotionField,
     scratch: MotionField,
     frames: u32,
+}
+
+/// The frame a step's vectors point back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepReference {
+    /// The frame just before (B-frames; our own estimate).
+    Previous,
+    /// The last I/P frame (P-frames).
+    Anchor,
+}
+
+impl StepReference {
+    /// The reference of a picture's past vectors, and whether the picture is itself an anchor.
+    pub fn of(picture: PictureType) -> (StepReference, bool) {
+        match picture {
+            PictureType::P => (StepReference::Anchor, true),
+            PictureType::B => (StepReference::Previous, false),
+            PictureType::I | PictureType::Unknown | PictureType::Other => {
+                (StepReference::Previous, true)
+            }
+        }
+    }
 }
 
 impl MotionTrack {
@@ -626,6 +665,7 @@ impl MotionTrack {
         Ok(MotionTrack {
             step: field.clone(),
             accumulated: field.clone(),
+            anchor: field.clone(),
             scratch: field,
             frames: 0,
         })
@@ -638,6 +678,7 @@ impl MotionTrack {
     /// Starts again from a keyframe: the accumulated field becomes zero.
     pub fn restart(&mut self) {
         self.accumulated.reset();
+        self.anchor.reset();
         self.step.reset();
         self.frames = 0;
     }
@@ -645,33 +686,56 @@ impl MotionTrack {
     /// Changes the frame or cell size, reusing buffers; the track restarts.
     pub fn resize(&mut self, width: u32, height: u32, cell: u32) -> Result<(), FieldError> {
         let geometry = FieldGeometry::new(width, height, cell)?;
-        for field in [&mut self.step, &mut self.accumulated, &mut self.scratch] {
+        for field in [
+            &mut self.step,
+            &mut self.accumulated,
+            &mut self.anchor,
+            &mut self.scratch,
+        ] {
             field.set_geometry(geometry);
         }
         self.frames = 0;
         Ok(())
     }
 
-    /// Adds one frame: paints its vectors into the step field and accumulates.
+    /// Adds one frame whose vectors point to the previous frame (our own estimate, P-only
+    /// streams): paints them into the step field and accumulates.
     pub fn advance(&mut self, vectors: &[MotionVector]) -> PaintReport {
+        self.advance_picture(vectors, PictureType::Unknown)
+    }
+
+    /// Adds one decoded picture, chaining its vectors to the frame they point to
+    /// ([`StepReference::of`] its picture type).
+    pub fn advance_picture(&mut self, vectors: &[MotionVector], picture: PictureType) -> PaintReport {
         let report = self.step.paint(vectors);
-        self.accumulate_step();
+        let (reference, anchor) = StepReference::of(picture);
+        self.accumulate_step_from(reference);
+        if anchor {
+            self.anchor.copy_from(&self.accumulated);
+        }
         report
     }
 
-    /// Adds one frame whose step field was filled elsewhere (`step_mut`).
+    /// Adds one frame whose step field was filled elsewhere (`step_mut`), chained to the
+    /// previous frame.
     pub fn accumulate_step(&mut self) {
+        self.accumulate_step_from(StepReference::Previous);
+        self.anchor.copy_from(&self.accumulated);
+    }
+
+    fn accumulate_step_from(&mut self, reference: StepReference) {
         if self.step.geometry != self.accumulated.geometry {
             // The step was resized: what was accumulated belongs to another frame size.
             self.accumulated.set_geometry(self.step.geometry);
+            self.anchor.set_geometry(self.step.geometry);
             self.frames = 0;
         }
+        let base = match reference {
+            StepReference::Previous => &self.accumulated,
+            StepReference::Anchor => &self.anchor,
+        };
         // `scratch` takes the step's geometry, so this cannot fail.
-        if self
-            .scratch
-            .accumulate(&self.accumulated, &self.step)
-            .is_ok()
-        {
+        if self.scratch.accumulate(base, &self.step).is_ok() {
             std::mem::swap(&mut self.scratch, &mut self.accumulated);
             self.frames += 1;
         }
