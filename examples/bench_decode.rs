@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+mod common;
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gst::prelude::*;
@@ -60,7 +62,7 @@ fn main() -> Result<()> {
         "command: {}",
         std::env::args().collect::<Vec<_>>().join(" ")
     );
-    println!("machine: {}", machine());
+    println!("machine: {}", common::machine::describe());
     println!(
         "input: {} ({frames} frames), {} rounds",
         input.display(),
@@ -158,18 +160,4 @@ fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     s[s.len() / 2]
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores, {}", gst::version_string())
 }

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+mod common;
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gst::prelude::*;
@@ -74,7 +76,7 @@ fn main() -> Result<()> {
         "command: {}",
         std::env::args().collect::<Vec<_>>().join(" ")
     );
-    println!("machine: {}", machine());
+    println!("machine: {}", common::machine::describe());
     println!(
         "input: {}, model {}, keyframe-interval {}, overlay=none, best of {} rounds",
         input.display(),
@@ -227,23 +229,5 @@ fn summary(v: &[f64]) -> (f64, f64, f64, f64) {
         q(0.5),
         q(0.99),
         s[s.len() - 1],
-    )
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!(
-        "{cpu}, {cores} cores, {}, libtorch threads {}",
-        gst::version_string(),
-        tch::get_num_threads()
     )
 }

@@ -125,7 +125,7 @@ fn main() -> Result<()> {
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "command": command_line(),
-            "machine": machine(),
+            "machine": common::machine::describe(),
             "commit": commit(),
             "data": args.data,
             "sequences": sequences.len(),
@@ -537,12 +537,7 @@ fn report(args: &Args, sequences: usize, runs: &[Run]) -> String {
     };
     let _ = writeln!(out, "## camvid-motion through vsssegment\n");
     let _ = writeln!(out, "- command: `{}`", command_line());
-    let _ = writeln!(
-        out,
-        "- machine: {}, load average {}",
-        machine(),
-        load_average()
-    );
+    let _ = writeln!(out, "- machine: {}", common::machine::describe());
     let _ = writeln!(out, "- commit: {}", commit());
     let frames = runs.first().map_or(0, |r| r.frames);
     let _ = writeln!(
@@ -687,32 +682,6 @@ fn command_line() -> String {
     } else {
         format!("{program} {}", rest.join(" "))
     }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!(
-        "{cpu}, {cores} cores, libtorch {} threads, {}",
-        gstvss::model::threads(),
-        gst::version_string()
-    )
-}
-
-/// The 1, 5 and 15 minute load averages: timings on a shared machine need them.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 fn commit() -> String {

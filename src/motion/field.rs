@@ -706,7 +706,11 @@ impl MotionTrack {
 
     /// Adds one decoded picture, chaining its vectors to the frame they point to
     /// ([`StepReference::of`] its picture type).
-    pub fn advance_picture(&mut self, vectors: &[MotionVector], picture: PictureType) -> PaintReport {
+    pub fn advance_picture(
+        &mut self,
+        vectors: &[MotionVector],
+        picture: PictureType,
+    ) -> PaintReport {
         let report = self.step.paint(vectors);
         let (reference, anchor) = StepReference::of(picture);
         self.accumulate_step_from(reference);
@@ -894,6 +898,29 @@ mod tests {
         let expected = (9.0f32 + 36.0).sqrt();
         assert!((stats.mean_magnitude - expected).abs() < 1e-4);
         assert!(stats.outside_share > 0.0);
+    }
+
+    /// I B B P: the P-frame's vectors point to the I-frame, three frames back, so its field
+    /// must not include the B-frames' motion again.
+    #[test]
+    fn p_frames_chain_to_the_last_anchor_and_b_frames_to_the_previous_frame() {
+        let (w, h) = (64, 48);
+        let mut track = MotionTrack::new(w, h, 4).unwrap();
+        let one_px = global(w, h, 4, 0, 4); // content came from 1 px to the right
+        let three_px = global(w, h, 12, 0, 4);
+        track.advance_picture(&[], PictureType::I);
+        track.restart();
+        track.advance_picture(&one_px, PictureType::B);
+        assert_eq!(track.accumulated().displacement(8, 6), Some((1.0, 0.0)));
+        track.advance_picture(&one_px, PictureType::B);
+        assert_eq!(track.accumulated().displacement(8, 6), Some((2.0, 0.0)));
+        track.advance_picture(&three_px, PictureType::P);
+        assert_eq!(track.accumulated().displacement(8, 6), Some((3.0, 0.0)));
+        // The next B-frame points to the P-frame just before it; the next P to that P.
+        track.advance_picture(&one_px, PictureType::B);
+        assert_eq!(track.accumulated().displacement(8, 6), Some((4.0, 0.0)));
+        track.advance_picture(&three_px, PictureType::P);
+        assert_eq!(track.accumulated().displacement(8, 6), Some((6.0, 0.0)));
     }
 
     #[test]
