@@ -396,6 +396,9 @@ impl VssDec {
     fn push_decoded(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
         let obj = self.obj();
         let export = self.settings.lock().unwrap().export_mvs;
+        // libavcodec consumes an error when it reports it; the bound only guards against a
+        // decoder that would repeat one forever.
+        let mut errors = 0;
         loop {
             let mut guard = self.state.lock().unwrap();
             let Some(state) = guard.as_mut() else {
@@ -413,6 +416,10 @@ impl VssDec {
                 Err(err) => {
                     drop(guard);
                     gst_video::video_decoder_error!(obj, 1, gst::StreamError::Decode, ["{err}"])?;
+                    errors += 1;
+                    if errors > 16 {
+                        return Ok(gst::FlowSuccess::Ok);
+                    }
                     continue;
                 }
             };
