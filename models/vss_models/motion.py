@@ -21,7 +21,7 @@ or nearly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Tuple
+from typing import Any, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -76,9 +76,7 @@ def _cells_with_centre_in(centre: int, size: int, cell: int, n: int) -> Tuple[in
     return first_at_or_after(start), first_at_or_after(end)
 
 
-def paint(
-    vectors: Iterable[Mapping[str, Any]], width: int, height: int, cell: int = 4
-) -> MotionField:
+def paint(vectors: Iterable[Mapping[str, Any]], width: int, height: int, cell: int = 4) -> MotionField:
     """One frame's vectors as a field (MotionField::paint).
 
     `vectors`: PyAV's `frame.side_data.get("MOTION_VECTORS").to_ndarray()` (a structured array)
@@ -213,12 +211,28 @@ def accumulate(previous: MotionField, step: MotionField) -> MotionField:
 
 
 def accumulate_frames(
-    frames: Iterable[Iterable[Mapping[str, Any]]], width: int, height: int, cell: int = 4
+    frames: Iterable[Iterable[Mapping[str, Any]]],
+    width: int,
+    height: int,
+    cell: int = 4,
+    picture_types: Optional[Iterable[str]] = None,
 ):
-    """Yields the accumulated field after each frame's vectors, starting from a keyframe."""
+    """Yields the accumulated field after each frame's vectors, starting from a keyframe.
+
+    `picture_types` ("I", "P", "B", or "?" for our own estimate) chain each frame as
+    MotionTrack::advance_picture does: a P-frame's vectors point to the last I/P frame (the
+    anchor), a B-frame's to the frame before it. Without them every frame chains to the
+    previous one (P-only single-reference streams, estimated motion).
+    """
     accumulated = zero_field(width, height, cell)
+    anchor = accumulated
+    types = iter(picture_types) if picture_types is not None else None
     for vectors in frames:
-        accumulated = accumulate(accumulated, paint(vectors, width, height, cell))
+        kind = next(types) if types is not None else "?"
+        base = anchor if kind == "P" else accumulated
+        accumulated = accumulate(base, paint(vectors, width, height, cell))
+        if kind != "B":
+            anchor = accumulated
         yield accumulated
 
 
