@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from vss_models import bundle, torchscript, zoo
 
 SHIPPED = list(zoo.SPECS)

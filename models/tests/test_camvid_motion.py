@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from conftest import require
 from PIL import Image
-
 from vss_models import camvid_motion, paths
 
 FRAMES = 26  # I-frames at 0, 12, 24

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from vss_models import bundle
 from vss_models.classes import CAMVID_CLASSES, CITYSCAPES_CLASSES, CITYSCAPES_TO_CAMVID
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from vss_models import bundle, evaluation, metrics
 from vss_models.cityscapes_check import CityscapesLayout
 
