@@ -136,19 +136,26 @@ fn mpeg2_vectors_match_pyav() {
     assert_eq!(frames, 36);
 }
 
+/// Decodes `file` through `demux_parse ! DECODER ! appsink` with vssdec and with libav's own
+/// decoder: (ours, theirs).
+fn decode_with_both(file: &Path, demux_parse: &str, reference: &str) -> (Vec<Frame>, Vec<Frame>) {
+    let desc = |dec: &str| {
+        format!(
+            "filesrc location={} ! {demux_parse} ! {dec} ! appsink name=sink",
+            file.display()
+        )
+    };
+    (
+        decode_frames(&desc("vssdec")).0,
+        decode_frames(&desc(reference)).0,
+    )
+}
+
 /// Same libavcodec underneath: vssdec must give avdec_h264's frames, timestamps and pixels.
 #[test]
 fn timestamps_and_pixels_match_avdec_h264() {
     init();
-    let file = dashcam();
-    let desc = |dec: &str| {
-        format!(
-            "filesrc location={} ! qtdemux ! h264parse ! {dec} ! appsink name=sink",
-            file.display()
-        )
-    };
-    let (ours, _) = decode_frames(&desc("vssdec"));
-    let (theirs, _) = decode_frames(&desc("avdec_h264"));
+    let (ours, theirs) = decode_with_both(&dashcam(), "qtdemux ! h264parse", "avdec_h264");
     assert_eq!(ours.len(), 221);
     assert_eq!(ours.len(), theirs.len());
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
@@ -181,14 +188,7 @@ fn bframes_come_out_in_presentation_order() {
          ! mp4mux ! filesink location={out}",
         &clip,
     );
-    let desc = |dec: &str| {
-        format!(
-            "filesrc location={} ! qtdemux ! h264parse ! {dec} ! appsink name=sink",
-            clip.display()
-        )
-    };
-    let (ours, _) = decode_frames(&desc("vssdec"));
-    let (theirs, _) = decode_frames(&desc("avdec_h264"));
+    let (ours, theirs) = decode_with_both(&clip, "qtdemux ! h264parse", "avdec_h264");
     assert_eq!(ours.len(), 60);
     let pts: Vec<_> = ours.iter().map(|f| f.pts.expect("pts")).collect();
     assert!(
@@ -224,14 +224,7 @@ fn hevc_decodes_and_says_no_vectors() {
          ! matroskamux ! filesink location={out}",
         &clip,
     );
-    let desc = |dec: &str| {
-        format!(
-            "filesrc location={} ! matroskademux ! h265parse ! {dec} ! appsink name=sink",
-            clip.display()
-        )
-    };
-    let (ours, _) = decode_frames(&desc("vssdec"));
-    let (theirs, _) = decode_frames(&desc("avdec_h265"));
+    let (ours, theirs) = decode_with_both(&clip, "matroskademux ! h265parse", "avdec_h265");
     assert_eq!(ours.len(), 24);
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
         assert_eq!((a.pts, a.checksum), (b.pts, b.checksum), "frame {i}");

@@ -144,7 +144,26 @@ impl Default for Settings {
     }
 }
 
+/// The settings a frame reads, all changeable while playing; copied once per frame without the
+/// strings the other settings hold.
+#[derive(Debug, Clone, Copy)]
+struct FrameSettings {
+    policy: KeyframePolicy,
+    overlay: Overlay,
+    alpha: f64,
+    stats: bool,
+}
+
 impl Settings {
+    fn frame(&self) -> FrameSettings {
+        FrameSettings {
+            policy: self.keyframe_policy(),
+            overlay: self.overlay,
+            alpha: self.alpha,
+            stats: self.stats,
+        }
+    }
+
     fn keyframe_policy(&self) -> KeyframePolicy {
         let n = self.interval.max(1);
         match self.policy {
@@ -490,12 +509,12 @@ impl VideoFilterImpl for VssSegment {
 
 impl VssSegment {
     fn segment_buffer(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self.settings.lock().unwrap().clone();
+        let settings = self.settings.lock().unwrap().frame();
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let layout = state.layout.ok_or(gst::FlowError::NotNegotiated)?;
-        state.segmenter.set_policy(settings.keyframe_policy());
+        state.segmenter.set_policy(settings.policy);
         let reset = std::mem::take(&mut state.pending_reset)
             || buf.flags().contains(gst::BufferFlags::DISCONT);
 
