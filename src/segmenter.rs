@@ -8,8 +8,8 @@ use tch::Tensor;
 
 use crate::meta::Branch;
 use crate::model::{
-    Bundle, MANIFEST_FILE, Manifest, ModelError, RawFrame, Scheme, WarpMode, YuvColorimetry,
-    class_map, class_map_bilinear, frame_to_rgb, resolve_bundle, to_vec_u8, warp,
+    Bundle, MANIFEST_FILE, Manifest, ModelError, RawFrame, Scheme, YuvColorimetry, class_map,
+    class_map_bilinear, frame_to_rgb, resolve_bundle, to_vec_u8,
 };
 use crate::motion::{
     DEFAULT_CELL_SIZE, EstimatorConfig, FieldStats, LumaPlane, MotionEstimator, MotionTrack,
@@ -121,9 +121,8 @@ pub struct Segmenter {
     track: Option<MotionTrack>,
     estimator: MotionEstimator,
     estimated: Vec<MotionVector>,
-    grid: Vec<f32>,
-    /// The last keyframe's class map, u8 [1, 1, h, w] at native size, for `warp`.
-    key_map: Option<Tensor>,
+    /// The last keyframe's class map at native size, row-major, for `warp`.
+    key_map: Option<Arc<[u8]>>,
 }
 
 impl Segmenter {
@@ -153,7 +152,6 @@ impl Segmenter {
             track: None,
             estimator,
             estimated: Vec::new(),
-            grid: Vec::new(),
             key_map: None,
         })
     }
@@ -243,16 +241,22 @@ impl Segmenter {
                     Decision::Keyframe { reason } => Some(reason),
                     Decision::NonKeyframe { .. } => None,
                 };
-                (class_map(&logits, h, w)?, Branch::Full, true, reason, 0)
+                (
+                    to_arc(&class_map(&logits, h, w)?)?,
+                    Branch::Full,
+                    true,
+                    reason,
+                    0,
+                )
             }
             (_, Decision::Keyframe { reason }) => {
                 let logits = self.run_model(input, native)?;
-                let map = class_map(&logits, h, w)?;
+                let map = to_arc(&class_map(&logits, h, w)?)?;
                 if self.config.mode == Mode::Warp {
                     // The class map, not the logits, is what travels: nearest warping of one u8
                     // channel costs 4 ms a frame against 12 for 11 bilinear logit channels, for
                     // -0.07 mIoU on camvid-motion (eval_motion, P and B encodes).
-                    self.key_map = Some(map.view([1, 1, i64::from(h), i64::from(w)]));
+                    self.key_map = Some(map.clone());
                 }
                 if let Some(track) = self.track.as_mut() {
                     track.restart();
@@ -263,7 +267,7 @@ impl Segmenter {
                 let size = self.bundle.manifest().scaled_size(self.config.lowres_scale);
                 let logits = self.run_model(input, size)?;
                 (
-                    class_map_bilinear(&logits, h, w)?,
+                    to_arc(&class_map_bilinear(&logits, h, w)?)?,
                     Branch::LowRes,
                     false,
                     None,
@@ -273,17 +277,14 @@ impl Segmenter {
             (Mode::Warp, Decision::NonKeyframe { distance }) => {
                 let key = self.key_map.as_ref().expect("checked above");
                 let track = self.track.as_ref().expect("motion kept in warp mode");
+                // Straight from the field to the map: the same result as building the grid and
+                // running `model::warp` with WarpMode::Nearest (tested), without the grid.
+                let mut warped = vec![0u8; key.len()];
                 track
                     .accumulated()
-                    .write_grid(h as usize, w as usize, &mut self.grid);
-                let warped = tch::no_grad(|| warp(key, &self.grid, WarpMode::Nearest))?;
-                (
-                    warped.view([i64::from(h), i64::from(w)]),
-                    Branch::Warp,
-                    false,
-                    None,
-                    distance,
-                )
+                    .warp_class_map(key, w, h, &mut warped)
+                    .map_err(|e| SegmentError::Motion(e.to_string()))?;
+                (Arc::from(warped), Branch::Warp, false, None, distance)
             }
             (mode @ (Mode::Fusion | Mode::Distributed), _) => {
                 return Err(SegmentError::Unsupported {
@@ -296,7 +297,7 @@ impl Segmenter {
             }
         };
         Ok(FrameResult {
-            class_map: Arc::from(to_vec_u8(&map)?),
+            class_map: map,
             width: w,
             height: h,
             keyframe,
@@ -358,6 +359,10 @@ impl Segmenter {
             Ok(None)
         }
     }
+}
+
+fn to_arc(map: &Tensor) -> Result<Arc<[u8]>, SegmentError> {
+    Ok(Arc::from(to_vec_u8(map)?))
 }
 
 /// The shipped bundles that can serve `mode`, as a sentence for errors.

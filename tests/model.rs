@@ -904,4 +904,12 @@ fn timings() {
         "warp class map 360x480 nearest",
         time(30, || warp(&map, &grid, WarpMode::Nearest).unwrap()),
     );
+    let map = to_vec_u8(&map).unwrap();
+    let mut out = vec![0u8; map.len()];
+    report(
+        "MotionField::warp_class_map 360x480",
+        time(30, || {
+            field.warp_class_map(&map, 480, 360, &mut out).unwrap()
+        }),
+    );
 }

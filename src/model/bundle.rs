@@ -54,6 +54,7 @@ impl Bundle {
         device: Device,
         passes: usize,
     ) -> Result<Bundle, ModelError> {
+        super::allocator::tune_malloc();
         let folder = resolve(spec)?;
         let manifest_path = folder.join(MANIFEST_FILE);
         if !manifest_path.is_file() {

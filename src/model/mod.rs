@@ -14,6 +14,7 @@
 //! grid of the motion field accumulated back to the keyframe. The contract the bundles follow
 //! is models/README.md ("The bundle contract").
 
+mod allocator;
 mod bundle;
 mod device;
 mod error;
@@ -22,6 +23,7 @@ mod postprocess;
 mod preprocess;
 mod warp;
 
+pub use allocator::{MALLOC_TUNING_ENV, tune_malloc};
 pub use bundle::{
     Bundle, DEFAULT_BUNDLE, MODELS_DIR_ENV, SHIPPED_DIR, WARMUP_PASSES, resolve as resolve_bundle,
 };

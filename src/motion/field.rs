@@ -507,18 +507,12 @@ impl MotionField {
         grid.reserve(height * width * 2);
         let frame_w = self.geometry.width as f32;
         let frame_h = self.geometry.height as f32;
-        let cell = self.geometry.cell as f32;
-        for i in 0..height {
-            let y = (i as f32 + 0.5) * frame_h / height as f32;
-            let ay = Axis::at(y / cell - 0.5, self.rows());
-            for j in 0..width {
-                let x = (j as f32 + 0.5) * frame_w / width as f32;
-                let ax = Axis::at(x / cell - 0.5, self.cols());
-                let (dx, dy) = self.sample_axes(&ax, &ay);
+        self.sample_rows(height, width, |y, xs, dx, dy| {
+            for ((&x, &dx), &dy) in xs.iter().zip(dx).zip(dy) {
                 grid.push(2.0 * (x + dx) / frame_w - 1.0);
                 grid.push(2.0 * (y + dy) / frame_h - 1.0);
             }
-        }
+        });
     }
 
     /// Warps a keyframe class map (`map_width` x `map_height`, one byte per pixel, covering the
@@ -543,26 +537,96 @@ impl MotionField {
                 });
             }
         }
+        if w == 0 || h == 0 {
+            return Ok(());
+        }
+        let frame_w = self.geometry.width as f32;
+        let frame_h = self.geometry.height as f32;
+        let mut rows = out.chunks_exact_mut(w);
+        let (mut gx, mut gy) = (vec![0.0f32; w], vec![0.0f32; w]);
+        // Per row, in passes LLVM vectorises: normalised positions, then indices, then lookups.
+        self.sample_rows(h, w, |y, xs, dx, dy| {
+            for (((gx, gy), &x), (&dx, &dy)) in
+                gx.iter_mut().zip(&mut gy).zip(xs).zip(dx.iter().zip(dy))
+            {
+                *gx = 2.0 * (x + dx) / frame_w - 1.0;
+                *gy = 2.0 * (y + dy) / frame_h - 1.0;
+            }
+            nearest_positions(&mut gx, w);
+            nearest_positions(&mut gy, h);
+            let out_row = rows.next().expect("one output row per sampled row");
+            for ((out_px, &sx), &sy) in out_row.iter_mut().zip(&gx).zip(&gy) {
+                *out_px = map[sy as usize * w + sx as usize];
+            }
+        });
+        Ok(())
+    }
+
+    /// The displacement at every pixel centre of a `width` x `height` map covering the frame,
+    /// row by row: `f(y, xs, dx, dy)` with the row's frame position `y` and, per column, the
+    /// frame position `x` and the bilinear sample of [`MotionField::sample`].
+    ///
+    /// Same arithmetic as `sample` (interpolate along x on the two cell rows, then along y),
+    /// but each cell row is interpolated along x once for all the map rows that use it: one
+    /// multiply-add per map pixel instead of a full bilinear sample.
+    fn sample_rows(
+        &self,
+        height: usize,
+        width: usize,
+        mut f: impl FnMut(f32, &[f32], &[f32], &[f32]),
+    ) {
         let frame_w = self.geometry.width as f32;
         let frame_h = self.geometry.height as f32;
         let cell = self.geometry.cell as f32;
-        let (wf, hf) = (w as f32, h as f32);
-        for i in 0..h {
-            let y = (i as f32 + 0.5) * frame_h / hf;
-            let ay = Axis::at(y / cell - 0.5, self.rows());
-            let out_row = &mut out[i * w..(i + 1) * w];
-            for (j, out_px) in out_row.iter_mut().enumerate() {
-                let x = (j as f32 + 0.5) * frame_w / wf;
-                let ax = Axis::at(x / cell - 0.5, self.cols());
-                let (dx, dy) = self.sample_axes(&ax, &ay);
-                let gx = 2.0 * (x + dx) / frame_w - 1.0;
-                let gy = 2.0 * (y + dy) / frame_h - 1.0;
-                let sx = nearest_index(gx, w);
-                let sy = nearest_index(gy, h);
-                *out_px = map[sy * w + sx];
+        let cols = self.cols();
+        let xs: Vec<f32> = (0..width)
+            .map(|j| (j as f32 + 0.5) * frame_w / width as f32)
+            .collect();
+        let axes: Vec<Axis> = xs.iter().map(|x| Axis::at(x / cell - 0.5, cols)).collect();
+        // Cell rows interpolated along x, keyed by row: the current row's i0 and i1.
+        let mut cache: [(usize, Vec<f32>, Vec<f32>); 2] = [
+            (usize::MAX, vec![0.0; width], vec![0.0; width]),
+            (usize::MAX, vec![0.0; width], vec![0.0; width]),
+        ];
+        let fill = |slot: &mut (usize, Vec<f32>, Vec<f32>), r: usize| {
+            let (dx_row, dy_row) = (&self.dx[r * cols..], &self.dy[r * cols..]);
+            for ((a, ox), oy) in axes.iter().zip(&mut slot.1).zip(&mut slot.2) {
+                *ox = dx_row[a.i0] + (dx_row[a.i1] - dx_row[a.i0]) * a.f;
+                *oy = dy_row[a.i0] + (dy_row[a.i1] - dy_row[a.i0]) * a.f;
             }
+            slot.0 = r;
+        };
+        let (mut dx, mut dy) = (vec![0.0f32; width], vec![0.0f32; width]);
+        for i in 0..height {
+            let y = (i as f32 + 0.5) * frame_h / height as f32;
+            let ay = Axis::at(y / cell - 0.5, self.rows());
+            // Keep whichever slot already holds a needed row; refill the other.
+            for needed in [ay.i0, ay.i1] {
+                if cache[0].0 != needed && cache[1].0 != needed {
+                    let other = if cache[0].0 == ay.i0 || cache[0].0 == ay.i1 {
+                        1
+                    } else {
+                        0
+                    };
+                    fill(&mut cache[other], needed);
+                }
+            }
+            let top = if cache[0].0 == ay.i0 {
+                &cache[0]
+            } else {
+                &cache[1]
+            };
+            let bottom = if cache[0].0 == ay.i1 {
+                &cache[0]
+            } else {
+                &cache[1]
+            };
+            for j in 0..width {
+                dx[j] = top.1[j] + (bottom.1[j] - top.1[j]) * ay.f;
+                dy[j] = top.2[j] + (bottom.2[j] - top.2[j]) * ay.f;
+            }
+            f(y, &xs, &dx, &dy);
         }
-        Ok(())
     }
 }
 
@@ -588,18 +652,19 @@ impl Axis {
     }
 }
 
-/// `grid_sample`'s nearest index for normalized `g` on an axis of `n` pixels
-/// (`align_corners=False`, border padding): unnormalize, clamp, round half to even.
-fn nearest_index(g: f32, n: usize) -> usize {
+/// `grid_sample`'s nearest indices for normalised coordinates `g` on an axis of `n` pixels
+/// (`align_corners=False`, border padding), in place: unnormalise, clamp, round half to even.
+/// The results are whole numbers in `[0, n - 1]` (0 for NaN after the cast to an index).
+fn nearest_positions(g: &mut [f32], n: usize) {
+    // Adding and removing 2^23 rounds to a whole number, half to even (the default rounding
+    // mode), for 0 <= pos < 2^23: the same as round_ties_even, which is a libm call on
+    // baseline x86-64 and would stop the loop from vectorising. `* 0.5` is exactly `/ 2`.
+    const ROUND: f32 = 8_388_608.0;
     let last = n.saturating_sub(1) as f32;
-    let pos = (((g + 1.0) * n as f32 - 1.0) / 2.0).clamp(0.0, last);
-    // round_ties_even for pos >= 0, spelled out: the std call is a libm call on baseline x86-64.
-    let whole = pos as usize;
-    let frac = pos - whole as f32;
-    if frac > 0.5 || (frac == 0.5 && whole % 2 == 1) {
-        whole + 1
-    } else {
-        whole
+    let n = n as f32;
+    for v in g {
+        let pos = (((*v + 1.0) * n - 1.0) * 0.5).clamp(0.0, last);
+        *v = (pos + ROUND) - ROUND;
     }
 }
 

@@ -6,6 +6,7 @@ pub mod vector;
 
 pub use estimate::{EstimateError, EstimatorConfig, LumaPlane, MotionEstimator};
 pub use field::{
-    DEFAULT_CELL_SIZE, FieldError, FieldGeometry, FieldStats, MotionField, MotionTrack, PaintReport, StepReference,
+    DEFAULT_CELL_SIZE, FieldError, FieldGeometry, FieldStats, MotionField, MotionTrack,
+    PaintReport, StepReference,
 };
 pub use vector::{MotionVector, PictureType};
