@@ -1,7 +1,10 @@
 //! Per-frame segmentation: schedule keyframes, run the model on them and carry the result to
 //! the frames between along the motion field. No GStreamer here; `vsssegment` calls `process`.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tch::Tensor;
@@ -60,6 +63,11 @@ pub struct SegmenterConfig {
     pub policy: KeyframePolicy,
     /// Side scale of the low-resolution branch (0 < s <= 1).
     pub lowres_scale: f64,
+    /// `warp` only: run keyframe inference on a worker thread. The frame that starts it, and
+    /// those after it, are warped from the previous keyframe until the result is ready; then
+    /// the new result, warped along the motion since its own frame, takes over. Every frame
+    /// costs about the same; results are up to one inference time older.
+    pub async_keyframes: bool,
 }
 
 /// What the codec (through vssdec's meta) says about a frame's motion.
@@ -95,6 +103,8 @@ pub struct FrameResult {
     pub compute_time: Duration,
     /// Statistics of the motion field accumulated back to the keyframe, where one was kept.
     pub field: Option<FieldStats>,
+    /// With `async_keyframes`: this frame started a keyframe inference in the background.
+    pub keyframe_started: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,10 +122,14 @@ pub enum SegmentError {
     },
     #[error("motion: {0}")]
     Motion(String),
+    #[error("async-keyframes needs mode warp, not {0}")]
+    AsyncMode(&'static str),
+    #[error("keyframe worker: {0}")]
+    Worker(String),
 }
 
 pub struct Segmenter {
-    bundle: Bundle,
+    bundle: Arc<Bundle>,
     config: SegmenterConfig,
     scheduler: Scheduler,
     track: Option<MotionTrack>,
@@ -123,6 +137,20 @@ pub struct Segmenter {
     estimated: Vec<MotionVector>,
     /// The last keyframe's class map at native size, row-major, for `warp`.
     key_map: Option<Arc<[u8]>>,
+    /// Frames processed since the last reset, and the index of the frame `key_map` shows.
+    frame_index: u64,
+    key_index: u64,
+    /// With `async_keyframes`: the worker, and the inference in flight with the motion
+    /// accumulated since its frame.
+    worker: Option<KeyframeWorker>,
+    pending: Option<Pending>,
+    /// Bumped by `reset`, so that a result started before it is thrown away.
+    generation: u64,
+}
+
+struct Pending {
+    frame: u64,
+    track: MotionTrack,
 }
 
 impl Segmenter {
@@ -143,8 +171,17 @@ impl Segmenter {
                 serving: shipped_serving(config.mode),
             });
         }
+        if config.async_keyframes && config.mode != Mode::Warp {
+            return Err(SegmentError::AsyncMode(config.mode.as_str()));
+        }
         let estimator = MotionEstimator::new(EstimatorConfig::default())
             .map_err(|e| SegmentError::Motion(e.to_string()))?;
+        let bundle = Arc::new(bundle);
+        let worker = if config.async_keyframes {
+            Some(KeyframeWorker::spawn(bundle.clone())?)
+        } else {
+            None
+        };
         Ok(Segmenter {
             bundle,
             scheduler: Scheduler::new(config.policy),
@@ -153,6 +190,11 @@ impl Segmenter {
             estimator,
             estimated: Vec::new(),
             key_map: None,
+            frame_index: 0,
+            key_index: 0,
+            worker,
+            pending: None,
+            generation: 0,
         })
     }
 
@@ -177,6 +219,9 @@ impl Segmenter {
         self.scheduler.reset();
         self.estimator.reset();
         self.key_map = None;
+        self.pending = None;
+        self.generation += 1;
+        self.frame_index = 0;
         if let Some(track) = self.track.as_mut() {
             track.restart();
         }
@@ -208,11 +253,19 @@ impl Segmenter {
                     let track = self.track_for(width, height)?;
                     track.advance_picture(vectors.as_slice(), picture);
                     stats = Some(track.accumulated().stats());
+                    if let Some(pending) = self.pending.as_mut() {
+                        pending.track.advance_picture(vectors.as_slice(), picture);
+                    }
                     self.estimated = vectors;
                 }
-                None => no_motion = true,
+                None => {
+                    no_motion = true;
+                    // The in-flight result could not be carried to this frame.
+                    self.pending = None;
+                }
             }
         }
+        self.adopt_finished_keyframe()?;
         let facts = FrameFacts {
             codec_keyframe: input.codec.is_some_and(|c| c.keyframe),
             picture_type: input.codec.map_or(PictureType::Unknown, |c| c.picture_type),
@@ -232,6 +285,7 @@ impl Segmenter {
 
         let (h, w) = self.bundle.manifest().native_size();
         let native = (h, w);
+        let mut keyframe_started = false;
         let (map, branch, keyframe, reason, distance) = match (self.config.mode, decision) {
             (Mode::Full, d) => {
                 // The model runs on every frame, so each is a keyframe at distance 0 (the
@@ -249,6 +303,33 @@ impl Segmenter {
                     0,
                 )
             }
+            (Mode::Warp, Decision::Keyframe { .. })
+                if self.worker.is_some() && self.key_map.is_some() =>
+            {
+                // Asynchronous keyframe: start it (unless one is in flight) and keep flowing
+                // on the previous result meanwhile.
+                if self.pending.is_none() {
+                    let image = frame_to_rgb(
+                        &input.frame,
+                        native,
+                        input.colorimetry,
+                        self.bundle.device(),
+                    )?;
+                    let track = self.new_track()?;
+                    self.worker.as_ref().expect("checked").submit(Job {
+                        generation: self.generation,
+                        frame: self.frame_index,
+                        image,
+                    })?;
+                    self.pending = Some(Pending {
+                        frame: self.frame_index,
+                        track,
+                    });
+                    keyframe_started = true;
+                }
+                let map = self.warp_key_map(w, h)?;
+                (map, Branch::Warp, false, None, self.key_distance())
+            }
             (_, Decision::Keyframe { reason }) => {
                 let logits = self.run_model(input, native)?;
                 let map = to_arc(&class_map(&logits, h, w)?)?;
@@ -257,6 +338,7 @@ impl Segmenter {
                     // channel costs 4 ms a frame against 12 for 11 bilinear logit channels, for
                     // -0.07 mIoU on camvid-motion (eval_motion, P and B encodes).
                     self.key_map = Some(map.clone());
+                    self.key_index = self.frame_index;
                 }
                 if let Some(track) = self.track.as_mut() {
                     track.restart();
@@ -275,16 +357,18 @@ impl Segmenter {
                 )
             }
             (Mode::Warp, Decision::NonKeyframe { distance }) => {
-                let key = self.key_map.as_ref().expect("checked above");
-                let track = self.track.as_ref().expect("motion kept in warp mode");
-                // Straight from the field to the map: the same result as building the grid and
-                // running `model::warp` with WarpMode::Nearest (tested), without the grid.
-                let mut warped = vec![0u8; key.len()];
-                track
-                    .accumulated()
-                    .warp_class_map(key, w, h, &mut warped)
-                    .map_err(|e| SegmentError::Motion(e.to_string()))?;
-                (Arc::from(warped), Branch::Warp, false, None, distance)
+                let distance = if self.worker.is_some() {
+                    self.key_distance()
+                } else {
+                    distance
+                };
+                (
+                    self.warp_key_map(w, h)?,
+                    Branch::Warp,
+                    false,
+                    None,
+                    distance,
+                )
             }
             (mode @ (Mode::Fusion | Mode::Distributed), _) => {
                 return Err(SegmentError::Unsupported {
@@ -296,6 +380,7 @@ impl Segmenter {
                 });
             }
         };
+        self.frame_index += 1;
         Ok(FrameResult {
             class_map: map,
             width: w,
@@ -306,7 +391,66 @@ impl Segmenter {
             branch,
             compute_time: start.elapsed(),
             field: stats,
+            keyframe_started,
         })
+    }
+
+    /// Frames from the one `key_map` shows to the current one.
+    fn key_distance(&self) -> u32 {
+        u32::try_from(self.frame_index - self.key_index).unwrap_or(u32::MAX)
+    }
+
+    /// The keyframe's class map warped to the current frame along the accumulated motion.
+    fn warp_key_map(&self, w: u32, h: u32) -> Result<Arc<[u8]>, SegmentError> {
+        let key = self.key_map.as_ref().expect("warp needs a keyframe map");
+        let track = self.track.as_ref().expect("motion kept in warp mode");
+        // Straight from the field to the map: the same result as building the grid and
+        // running `model::warp` with WarpMode::Nearest (tested), without the grid.
+        let mut warped = vec![0u8; key.len()];
+        track
+            .accumulated()
+            .warp_class_map(key, w, h, &mut warped)
+            .map_err(|e| SegmentError::Motion(e.to_string()))?;
+        Ok(Arc::from(warped))
+    }
+
+    /// A fresh track with the current track's geometry, at identity from this frame on.
+    fn new_track(&self) -> Result<MotionTrack, SegmentError> {
+        let g = self
+            .track
+            .as_ref()
+            .expect("motion kept in warp mode")
+            .geometry();
+        MotionTrack::new(g.width, g.height, g.cell).map_err(|e| SegmentError::Motion(e.to_string()))
+    }
+
+    /// Takes over a finished background keyframe: its map, and the motion accumulated since
+    /// its frame. Results from before a reset are dropped.
+    fn adopt_finished_keyframe(&mut self) -> Result<(), SegmentError> {
+        let Some(worker) = self.worker.as_ref() else {
+            return Ok(());
+        };
+        while let Some(done) = worker.poll()? {
+            let current = self
+                .pending
+                .as_ref()
+                .is_some_and(|p| done.generation == self.generation && p.frame == done.frame);
+            if !current {
+                continue;
+            }
+            let pending = self.pending.take().expect("checked above");
+            let map = done.map.map_err(SegmentError::Worker)?;
+            if self
+                .track
+                .as_ref()
+                .is_some_and(|t| t.geometry() == pending.track.geometry())
+            {
+                self.track = Some(pending.track);
+                self.key_map = Some(map);
+                self.key_index = pending.frame;
+            }
+        }
+        Ok(())
     }
 
     fn run_model(&self, input: &FrameInput, size: (u32, u32)) -> Result<Tensor, SegmentError> {
@@ -363,6 +507,90 @@ impl Segmenter {
 
 fn to_arc(map: &Tensor) -> Result<Arc<[u8]>, SegmentError> {
     Ok(Arc::from(to_vec_u8(map)?))
+}
+
+/// A keyframe inference for the worker: the model input of frame `frame`.
+struct Job {
+    generation: u64,
+    frame: u64,
+    image: Tensor,
+}
+
+struct JobDone {
+    generation: u64,
+    frame: u64,
+    map: Result<Arc<[u8]>, String>,
+}
+
+/// One thread that runs keyframe inference for `async_keyframes`, a job at a time.
+struct KeyframeWorker {
+    jobs: Option<Sender<Job>>,
+    done: Receiver<JobDone>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl KeyframeWorker {
+    fn spawn(bundle: Arc<Bundle>) -> Result<Self, SegmentError> {
+        let (jobs, job_rx) = channel::<Job>();
+        let (done_tx, done) = channel();
+        let thread = std::thread::Builder::new()
+            .name("vss-keyframe".into())
+            .spawn(move || {
+                let (h, w) = bundle.manifest().native_size();
+                for job in job_rx {
+                    let run = || -> Result<Arc<[u8]>, SegmentError> {
+                        let (logits, _) = bundle.forward(&job.image)?;
+                        to_arc(&class_map(&logits, h, w)?)
+                    };
+                    let map = match catch_unwind(AssertUnwindSafe(run)) {
+                        Ok(result) => result.map_err(|e| e.to_string()),
+                        Err(_) => Err("keyframe inference panicked".to_string()),
+                    };
+                    let reply = JobDone {
+                        generation: job.generation,
+                        frame: job.frame,
+                        map,
+                    };
+                    if done_tx.send(reply).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| SegmentError::Worker(format!("cannot start the thread: {e}")))?;
+        Ok(KeyframeWorker {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    fn submit(&self, job: Job) -> Result<(), SegmentError> {
+        self.jobs
+            .as_ref()
+            .and_then(|j| j.send(job).ok())
+            .ok_or_else(|| SegmentError::Worker("the thread has stopped".into()))
+    }
+
+    /// A finished job, if any.
+    fn poll(&self) -> Result<Option<JobDone>, SegmentError> {
+        match self.done.try_recv() {
+            Ok(done) => Ok(Some(done)),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => {
+                Err(SegmentError::Worker("the thread has stopped".into()))
+            }
+        }
+    }
+}
+
+impl Drop for KeyframeWorker {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread after the job in hand.
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The shipped bundles that can serve `mode`, as a sentence for errors.

@@ -851,3 +851,135 @@ fn segment_example_decodes_what_vssdec_cannot() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("vssdec cannot decode"), "{stderr}");
 }
+
+#[test]
+fn async_keyframes_keep_frames_flowing_on_the_previous_result() {
+    init();
+    const N: usize = 96;
+    let (outs, messages) = collect(
+        &format!(
+            "filesrc location={} ! parsebin ! vssdec ! vsssegment overlay=none \
+             async-keyframes=true stats=true ! appsink name=sink",
+            clip_location()
+        ),
+        N,
+    );
+    assert_eq!(outs.len(), N);
+    let sync = clip_segmented();
+    let mut adopted = 0;
+    let mut previous_origin = 0;
+    for (i, out) in outs.iter().enumerate() {
+        let seg = out.seg();
+        // Only the first frame waits for the model; the others are warped from the newest
+        // keyframe result ready when they arrived, started on a multiple of the interval.
+        assert_eq!(seg.keyframe, i == 0, "frame {i}");
+        let branch = if i == 0 { Branch::Full } else { Branch::Warp };
+        assert_eq!(seg.branch, branch, "frame {i}");
+        let origin = i - seg.distance as usize;
+        assert_eq!(origin % 12, 0, "frame {i}: warped from frame {origin}");
+        assert!(
+            origin >= previous_origin,
+            "frame {i}: went back to {origin}"
+        );
+        adopted += usize::from(origin > previous_origin);
+        previous_origin = origin;
+        // Where the synchronous run warps the same keyframe, the maps are the same.
+        if let Some(same) = sync
+            .get(i)
+            .filter(|s| i - s.seg().distance as usize == origin)
+        {
+            let a = agreement(&seg.class_map, &same.seg().class_map);
+            assert!(
+                a > 0.999,
+                "frame {i}: {a} agreement with the synchronous run"
+            );
+        }
+    }
+    assert!(
+        adopted >= 2,
+        "only {adopted} background keyframes taken over in {N} frames"
+    );
+    let started: Vec<u64> = messages
+        .iter()
+        .filter(|s| s.name() == "vss-segment" && s.get::<bool>("keyframe-started").unwrap())
+        .map(|s| s.get::<u64>("frame").unwrap())
+        .collect();
+    assert!(started.len() >= adopted, "{started:?}");
+    assert!(started.iter().all(|f| f % 12 == 0), "{started:?}");
+}
+
+#[test]
+fn async_keyframes_need_warp_mode() {
+    init();
+    let e = start_error("mode=full async-keyframes=true");
+    assert!(e.contains("async-keyframes needs mode warp"), "{e}");
+}
+
+/// The pipeline's minimum latency with `vsssegment {properties}` on a live source.
+fn live_latency(properties: &str) -> gst::ClockTime {
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc is-live=true ! video/x-raw,format=I420,width=320,height=240,framerate=25/1 \
+         ! vsssegment {properties} ! fakesink name=sink"
+    ))
+    .expect("pipeline");
+    let bus = pipeline.bus().expect("bus");
+    pipeline.set_state(gst::State::Playing).expect("PLAYING");
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(60),
+        &[gst::MessageType::AsyncDone, gst::MessageType::Error],
+    );
+    assert!(
+        matches!(
+            msg.as_ref().map(|m| m.view()),
+            Some(gst::MessageView::AsyncDone(_))
+        ),
+        "{properties}: {msg:?}"
+    );
+    min_latency_at_sink(&pipeline)
+}
+
+/// What the sink named `sink` is told upstream's minimum latency is.
+fn min_latency_at_sink(pipeline: &gst::Element) -> gst::ClockTime {
+    let sink = pipeline
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("sink"))
+        .expect("sink");
+    let mut q = gst::query::Latency::new();
+    let answered = sink.static_pad("sink").expect("pad").peer_query(&mut q);
+    pipeline.set_state(gst::State::Null).expect("NULL");
+    assert!(answered, "latency query unanswered");
+    let (live, min, _max) = q.result();
+    assert!(live);
+    min
+}
+
+#[test]
+fn latency_query_includes_the_keyframe_inference() {
+    init();
+    let bare = live_latency("mode=full");
+    let source = {
+        let p = gst::parse::launch(
+            "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=25/1 \
+             ! fakesink name=sink",
+        )
+        .unwrap();
+        p.set_state(gst::State::Playing).unwrap();
+        p.bus().unwrap().timed_pop_filtered(
+            gst::ClockTime::from_seconds(10),
+            &[gst::MessageType::AsyncDone],
+        );
+        min_latency_at_sink(&p)
+    };
+    let sync = live_latency("mode=warp");
+    let asynchronous = live_latency("mode=warp async-keyframes=true");
+    // ESPNet at 360x480 takes tens of milliseconds on any CPU this runs on.
+    assert!(
+        bare > source + gst::ClockTime::from_mseconds(5),
+        "{bare} vs source {source}"
+    );
+    assert!(
+        sync > source + gst::ClockTime::from_mseconds(5),
+        "{sync} vs source {source}"
+    );
+    assert!(asynchronous < sync, "async {asynchronous} vs sync {sync}");
+}

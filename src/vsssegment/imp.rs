@@ -37,6 +37,7 @@ const DEFAULT_LOWRES_SCALE: f64 = 0.5;
 const DEFAULT_OVERLAY: Overlay = Overlay::Auto;
 const DEFAULT_ALPHA: f64 = 0.5;
 const DEFAULT_STATS: bool = false;
+const DEFAULT_ASYNC: bool = false;
 
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum)]
 #[repr(u32)]
@@ -125,6 +126,7 @@ struct Settings {
     overlay: Overlay,
     alpha: f64,
     stats: bool,
+    async_keyframes: bool,
 }
 
 impl Default for Settings {
@@ -140,6 +142,7 @@ impl Default for Settings {
             overlay: DEFAULT_OVERLAY,
             alpha: DEFAULT_ALPHA,
             stats: DEFAULT_STATS,
+            async_keyframes: DEFAULT_ASYNC,
         }
     }
 }
@@ -149,6 +152,7 @@ impl Default for Settings {
 #[derive(Debug, Clone, Copy)]
 struct FrameSettings {
     policy: KeyframePolicy,
+    async_keyframes: bool,
     overlay: Overlay,
     alpha: f64,
     stats: bool,
@@ -158,6 +162,7 @@ impl Settings {
     fn frame(&self) -> FrameSettings {
         FrameSettings {
             policy: self.keyframe_policy(),
+            async_keyframes: self.async_keyframes,
             overlay: self.overlay,
             alpha: self.alpha,
             stats: self.stats,
@@ -199,6 +204,9 @@ struct State {
     downstream_overlay_meta: bool,
     pending_reset: bool,
     frames: u64,
+    /// The processing time this element declares in the latency query: the slowest frame
+    /// expected (a keyframe's inference, measured at start), raised when a frame takes longer.
+    latency: gst::ClockTime,
 }
 
 #[derive(Default)]
@@ -274,6 +282,12 @@ impl ObjectImpl for VssSegment {
                     .default_value(DEFAULT_ALPHA)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("async-keyframes")
+                    .nick("Asynchronous keyframes")
+                    .blurb("mode=warp: run keyframe inference on a worker thread while frames keep flowing on the previous result, so no frame waits for the model (live sources)")
+                    .default_value(DEFAULT_ASYNC)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("stats")
                     .nick("Statistics")
                     .blurb("Post a vss-segment element message per frame (keyframe, branch, timing, class shares)")
@@ -308,6 +322,7 @@ impl ObjectImpl for VssSegment {
             "overlay" => s.overlay = value.get().expect("type checked upstream"),
             "overlay-alpha" => s.alpha = value.get().expect("type checked upstream"),
             "stats" => s.stats = value.get().expect("type checked upstream"),
+            "async-keyframes" => s.async_keyframes = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
     }
@@ -325,6 +340,7 @@ impl ObjectImpl for VssSegment {
             "overlay" => s.overlay.to_value(),
             "overlay-alpha" => s.alpha.to_value(),
             "stats" => s.stats.to_value(),
+            "async-keyframes" => s.async_keyframes.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -403,9 +419,20 @@ impl BaseTransformImpl for VssSegment {
             mode: settings.mode.into(),
             policy: settings.keyframe_policy(),
             lowres_scale: settings.lowres_scale,
+            async_keyframes: settings.async_keyframes,
         };
+        let keyframe_time = time_keyframe(&bundle)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))?;
         let segmenter = Segmenter::new(bundle, config)
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+        // Synchronous: a keyframe holds its frame for one inference. Asynchronous: no frame
+        // waits for the model; the per-frame work (motion, warp, preprocessing the keyframe
+        // input) is learnt from the first frames.
+        let latency = if settings.async_keyframes {
+            keyframe_time / 4
+        } else {
+            keyframe_time + keyframe_time / 4
+        };
         gst::info!(
             CAT,
             imp = self,
@@ -423,6 +450,7 @@ impl BaseTransformImpl for VssSegment {
             downstream_overlay_meta: false,
             pending_reset: true,
             frames: 0,
+            latency: gst::ClockTime::from_nseconds(latency.as_nanos() as u64),
         });
         Ok(())
     }
@@ -445,6 +473,30 @@ impl BaseTransformImpl for VssSegment {
             state.pending_reset = true;
         }
         self.parent_sink_event(event)
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        let answered = BaseTransformImplExt::parent_query(self, direction, query);
+        if answered
+            && direction == gst::PadDirection::Src
+            && let gst::QueryViewMut::Latency(q) = query.view_mut()
+        {
+            let ours = self
+                .state
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map_or(gst::ClockTime::ZERO, |s| s.latency);
+            let (live, min, max) = q.result();
+            q.set(live, min + ours, max.map(|m| m + ours));
+            gst::debug!(
+                CAT,
+                imp = self,
+                "latency: ours {ours}, total min {}",
+                min + ours
+            );
+        }
+        answered
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -566,6 +618,18 @@ impl VssSegment {
             }
         };
         state.frames += 1;
+        let took = gst::ClockTime::from_nseconds(result.compute_time.as_nanos() as u64);
+        // With async keyframes only the first frame after a reset waits for the model: it
+        // may arrive late rather than every frame being held back for it.
+        let waits_for_model = settings.async_keyframes && result.keyframe;
+        if took > state.latency && !waits_for_model {
+            // Keep a margin so that a slightly slower frame does not trigger this again.
+            state.latency = took + took / 4;
+            gst::debug!(CAT, imp = self, "latency raised to {}", state.latency);
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
         let segmentation = Segmentation {
             width: result.width,
             height: result.height,
@@ -610,6 +674,7 @@ impl VssSegment {
                 .field("keyframe", segmentation.keyframe)
                 .field("reason", result.reason.map(|r| r.as_str()).unwrap_or(""))
                 .field("distance", segmentation.distance)
+                .field("keyframe-started", result.keyframe_started)
                 .field("branch", segmentation.branch.as_str())
                 .field("model", segmentation.model.as_ref())
                 .field("compute-time", segmentation.compute_time.as_nanos() as u64);
@@ -630,6 +695,18 @@ impl VssSegment {
         SegmentationMeta::add(buf, segmentation);
         Ok(gst::FlowSuccess::Ok)
     }
+}
+
+/// One inference at the bundle's native size, timed (the bundle is warm from loading).
+fn time_keyframe(bundle: &Bundle) -> Result<std::time::Duration, crate::model::ModelError> {
+    let (h, w) = bundle.manifest().native_size();
+    let image = tch::Tensor::zeros(
+        [1, 3, i64::from(h), i64::from(w)],
+        (tch::Kind::Uint8, bundle.device()),
+    );
+    let start = std::time::Instant::now();
+    let _outputs = bundle.forward(&image)?;
+    Ok(start.elapsed())
 }
 
 fn colorimetry_of(info: &gst_video::VideoInfo) -> YuvColorimetry {
