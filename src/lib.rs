@@ -10,6 +10,7 @@ pub mod codec;
 pub mod meta;
 pub mod model;
 pub mod motion;
+pub mod qos;
 pub mod schedule;
 pub mod segmenter;
 pub mod vssdec;

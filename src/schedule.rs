@@ -59,6 +59,35 @@ impl KeyframePolicy {
         }
     }
 
+    /// The interval, or the bound on it.
+    pub fn interval(self) -> u32 {
+        match self {
+            KeyframePolicy::Codec { max_interval } => max_interval,
+            KeyframePolicy::Interval(n) => n,
+            KeyframePolicy::Adaptive { max_interval, .. } => max_interval,
+        }
+    }
+
+    /// The same policy with its interval (or bound) multiplied by `factor`: fewer keyframes.
+    pub fn stretched(self, factor: u32) -> Self {
+        let f = |n: u32| n.max(1).saturating_mul(factor.max(1));
+        match self {
+            KeyframePolicy::Codec { max_interval } => KeyframePolicy::Codec {
+                max_interval: f(max_interval),
+            },
+            KeyframePolicy::Interval(n) => KeyframePolicy::Interval(f(n)),
+            KeyframePolicy::Adaptive {
+                max_interval,
+                uncovered_threshold,
+                motion_threshold,
+            } => KeyframePolicy::Adaptive {
+                max_interval: f(max_interval),
+                uncovered_threshold,
+                motion_threshold,
+            },
+        }
+    }
+
     /// The largest distance between keyframes this policy allows.
     pub fn max_interval(&self) -> u32 {
         match *self {

@@ -124,6 +124,8 @@ pub enum SegmentError {
     Motion(String),
     #[error("async-keyframes needs mode warp, not {0}")]
     AsyncMode(&'static str),
+    #[error("cannot switch to mode {0}: the bundle cannot serve it, or async-keyframes is on")]
+    ModeSwitch(&'static str),
     #[error("keyframe worker: {0}")]
     Worker(String),
 }
@@ -212,6 +214,25 @@ impl Segmenter {
             self.config.policy = policy;
             self.scheduler.set_policy(policy);
         }
+    }
+
+    /// Switches what runs on non-keyframes from the next frame on (QoS degradation). Modes the
+    /// bundle cannot serve are refused; async keyframes stay with `warp`. Switching forgets the
+    /// keyframe map, whose motion was not followed meanwhile, so `warp` restarts with a
+    /// keyframe.
+    pub fn set_mode(&mut self, mode: Mode) -> Result<(), SegmentError> {
+        if mode == self.config.mode {
+            return Ok(());
+        }
+        let scheme = self.bundle.manifest().scheme;
+        if !mode.schemes().contains(&scheme) || (self.worker.is_some() && mode != Mode::Warp) {
+            return Err(SegmentError::ModeSwitch(mode.as_str()));
+        }
+        self.config.mode = mode;
+        self.key_map = None;
+        self.pending = None;
+        self.generation += 1;
+        Ok(())
     }
 
     /// Forgets all temporal state: the next frame is a keyframe.

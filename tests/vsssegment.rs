@@ -983,3 +983,40 @@ fn latency_query_includes_the_keyframe_inference() {
     );
     assert!(asynchronous < sync, "async {asynchronous} vs sync {sync}");
 }
+
+#[test]
+fn late_frames_make_it_degrade_in_the_documented_order() {
+    init();
+    // 50 fps live into mode=full: ESPNet cannot keep up on a CPU, so the synchronising sink
+    // reports lateness and the element steps down: lowres, then warp.
+    let pipeline = gst::parse::launch(
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=50/1 \
+         ! vsssegment mode=full overlay=none ! fakesink sync=true qos=true",
+    )
+    .expect("pipeline");
+    let bus = pipeline.bus().expect("bus");
+    pipeline.set_state(gst::State::Playing).expect("PLAYING");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut modes = Vec::new();
+    while modes.last().is_none_or(|m| m != "warp") && std::time::Instant::now() < deadline {
+        let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(200),
+            &[gst::MessageType::Element, gst::MessageType::Error],
+        ) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Error(e) => panic!("{}", e.error()),
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure().filter(|s| s.name() == "vss-qos") {
+                    let level = s.get::<u32>("level").unwrap();
+                    assert_eq!(level as usize, modes.len() + 1, "one step at a time");
+                    modes.push(s.get::<String>("mode").unwrap());
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).expect("NULL");
+    assert_eq!(modes, ["lowres", "warp"], "QoS steps within 30 s");
+}

@@ -17,6 +17,7 @@ use crate::model::{
     Bundle, ClassInfo, DEFAULT_BUNDLE, FrameLayout, RawFrame, YuvColorimetry, YuvMatrix, YuvRange,
     parse_device, set_threads,
 };
+use crate::qos::{QosConfig, QosLadder, QosReport};
 use crate::schedule::KeyframePolicy;
 use crate::segmenter::{CodecMotion, FrameInput, Mode, Segmenter, SegmenterConfig};
 
@@ -38,6 +39,7 @@ const DEFAULT_OVERLAY: Overlay = Overlay::Auto;
 const DEFAULT_ALPHA: f64 = 0.5;
 const DEFAULT_STATS: bool = false;
 const DEFAULT_ASYNC: bool = false;
+const DEFAULT_QOS_DEGRADE: bool = true;
 
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum)]
 #[repr(u32)]
@@ -127,6 +129,7 @@ struct Settings {
     alpha: f64,
     stats: bool,
     async_keyframes: bool,
+    qos_degrade: bool,
 }
 
 impl Default for Settings {
@@ -143,6 +146,7 @@ impl Default for Settings {
             alpha: DEFAULT_ALPHA,
             stats: DEFAULT_STATS,
             async_keyframes: DEFAULT_ASYNC,
+            qos_degrade: DEFAULT_QOS_DEGRADE,
         }
     }
 }
@@ -207,6 +211,9 @@ struct State {
     /// The processing time this element declares in the latency query: the slowest frame
     /// expected (a keyframe's inference, measured at start), raised when a frame takes longer.
     latency: gst::ClockTime,
+    /// QoS degradation: where on the ladder, and the clock its reports are timed on.
+    qos: QosLadder,
+    started: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -288,6 +295,12 @@ impl ObjectImpl for VssSegment {
                     .default_value(DEFAULT_ASYNC)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("qos-degrade")
+                    .nick("Degrade on QoS")
+                    .blurb("When downstream's QoS events say frames are late, lower the cost step by step (mode full -> lowres -> warp, then keyframe interval x2, x4, x8) and recover when there is headroom; posts vss-qos messages. Frames are never dropped (motion needs every frame)")
+                    .default_value(DEFAULT_QOS_DEGRADE)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoolean::builder("stats")
                     .nick("Statistics")
                     .blurb("Post a vss-segment element message per frame (keyframe, branch, timing, class shares)")
@@ -323,6 +336,7 @@ impl ObjectImpl for VssSegment {
             "overlay-alpha" => s.alpha = value.get().expect("type checked upstream"),
             "stats" => s.stats = value.get().expect("type checked upstream"),
             "async-keyframes" => s.async_keyframes = value.get().expect("type checked upstream"),
+            "qos-degrade" => s.qos_degrade = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
     }
@@ -341,6 +355,7 @@ impl ObjectImpl for VssSegment {
             "overlay-alpha" => s.alpha.to_value(),
             "stats" => s.stats.to_value(),
             "async-keyframes" => s.async_keyframes.to_value(),
+            "qos-degrade" => s.qos_degrade.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -451,6 +466,8 @@ impl BaseTransformImpl for VssSegment {
             pending_reset: true,
             frames: 0,
             latency: gst::ClockTime::from_nseconds(latency.as_nanos() as u64),
+            qos: QosLadder::new(settings.mode.into(), QosConfig::default()),
+            started: std::time::Instant::now(),
         });
         Ok(())
     }
@@ -473,6 +490,16 @@ impl BaseTransformImpl for VssSegment {
             state.pending_reset = true;
         }
         self.parent_sink_event(event)
+    }
+
+    fn src_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Qos(qos) = event.view()
+            && self.settings.lock().unwrap().qos_degrade
+        {
+            let (_kind, proportion, diff, _timestamp) = qos.get();
+            self.on_qos(proportion, diff > 0);
+        }
+        self.parent_src_event(event)
     }
 
     fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
@@ -560,13 +587,54 @@ impl VideoFilterImpl for VssSegment {
 }
 
 impl VssSegment {
+    /// One QoS report from downstream: maybe a step on the degradation ladder, announced.
+    fn on_qos(&self, proportion: f64, late: bool) {
+        let message = {
+            let mut guard = self.state.lock().unwrap();
+            let Some(state) = guard.as_mut() else {
+                return;
+            };
+            let at = state.started.elapsed();
+            let Some(level) = state.qos.observe(QosReport {
+                proportion,
+                late,
+                at,
+            }) else {
+                return;
+            };
+            let policy = self.settings.lock().unwrap().keyframe_policy();
+            let (mode, policy) = state.qos.apply(policy);
+            gst::info!(
+                CAT,
+                imp = self,
+                "QoS level {level} (proportion {proportion:.2}, late {late}): mode {}, {policy:?}",
+                mode.as_str()
+            );
+            gst::Structure::builder("vss-qos")
+                .field("level", level as u32)
+                .field("proportion", proportion)
+                .field("mode", mode.as_str())
+                .field("keyframe-interval", policy.interval())
+                .build()
+        };
+        let _ = self.obj().post_message(
+            gst::message::Element::builder(message)
+                .src(&*self.obj())
+                .build(),
+        );
+    }
+
     fn segment_buffer(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = self.settings.lock().unwrap().frame();
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let layout = state.layout.ok_or(gst::FlowError::NotNegotiated)?;
-        state.segmenter.set_policy(settings.policy);
+        let (mode, policy) = state.qos.apply(settings.policy);
+        state.segmenter.set_policy(policy);
+        if let Err(e) = state.segmenter.set_mode(mode) {
+            gst::warning!(CAT, imp = self, "QoS: {e}");
+        }
         let reset = std::mem::take(&mut state.pending_reset)
             || buf.flags().contains(gst::BufferFlags::DISCONT);
 
