@@ -8,7 +8,7 @@
 //!     [--json results.json]
 //! ```
 //! Per sequence, encode and mode: `filesrc ! qtdemux ! h264parse ! vssdec thread-type=slice
-//! ! vsssegment mode=M keyframe-policy=codec keyframe-interval=12 overlay=none stats=true
+//! ! vsssegment mode=M keyframe-policy=codec (or --policy) keyframe-interval=12 overlay=none stats=true
 //! ! appsink`. Every frame's
 //! `SegmentationMeta` class map is compared with the sequence's label PNG of the same index
 //! (display order). The distance `d` is counted from the codec's I-frames, read from vssdec's
@@ -66,6 +66,10 @@ struct Args {
     /// results would not reproduce; the encodes have one slice, so this decodes on one thread.
     #[arg(long, default_value = "slice", value_parser = ["auto", "frame", "slice"])]
     decoder_thread_type: String,
+    /// vsssegment's keyframe policy and its settings, e.g. `keyframe-policy=adaptive
+    /// adaptive-uncovered=0.3 adaptive-motion=16`.
+    #[arg(long, default_value = "keyframe-policy=codec")]
+    policy: String,
     /// Only the first N sequences.
     #[arg(long)]
     limit: Option<usize>,
@@ -230,10 +234,11 @@ struct Segmented {
 
 /// Runs one pipeline to EOS and returns every frame's segmentation.
 fn segment(args: &Args, video: &Path, mode: &str) -> Result<Segmented> {
-    let pipeline = gst::parse::launch(
-        "filesrc name=src ! qtdemux ! h264parse ! vssdec name=dec ! vsssegment name=seg overlay=none \
-         keyframe-policy=codec stats=true ! appsink name=sink sync=false",
-    )?
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc name=src ! qtdemux ! h264parse ! vssdec name=dec ! vsssegment name=seg \
+             overlay=none {} stats=true ! appsink name=sink sync=false",
+        args.policy
+    ))?
     .downcast::<gst::Pipeline>()
     .map_err(|_| anyhow!("not a pipeline"))?;
     pipeline
@@ -543,9 +548,10 @@ fn report(args: &Args, sequences: usize, runs: &[Run]) -> String {
     let _ = writeln!(
         out,
         "- data: {} ({sequences} sequences, {frames} frames per run), model {}, \
-         keyframe-policy=codec, lowres-scale {}, vssdec thread-type={}",
+         {}, lowres-scale {}, vssdec thread-type={}",
         args.data.display(),
         args.model,
+        args.policy,
         args.lowres_scale,
         args.decoder_thread_type
     );
@@ -564,9 +570,9 @@ fn report(args: &Args, sequences: usize, runs: &[Run]) -> String {
         rule.push_str(" ---: |");
     }
     header.push_str(
-        " all | mean ms | p50 ms | key ms | non-key ms | max ms | element fps | pipeline fps |",
+        " all | keyframes | mean ms | p50 ms | key ms | non-key ms | max ms | element fps | pipeline fps |",
     );
-    rule.push_str(" ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    rule.push_str(" ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let _ = writeln!(out, "{header}\n{rule}");
     for run in runs {
         let mut line = format!("| {} | {} |", run.encode, run.mode);
@@ -591,8 +597,9 @@ fn report(args: &Args, sequences: usize, runs: &[Run]) -> String {
         let p50 = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
         let _ = writeln!(
             line,
-            " **{}** | {mean:.1} | {p50:.1} | {key_ms:.1} | {non_key_ms} | {max:.1} | {:.1} | {:.1} |",
+            " **{}** | {:.1}% | {mean:.1} | {p50:.1} | {key_ms:.1} | {non_key_ms} | {max:.1} | {:.1} | {:.1} |",
             pct(Some(run.all().scores().miou)),
+            100.0 * run.keyframes as f64 / run.frames.max(1) as f64,
             1e3 / mean.max(1e-9),
             run.frames as f64 / run.wall.as_secs_f64().max(1e-9),
         );

@@ -18,7 +18,7 @@ use crate::model::{
     parse_device, set_threads,
 };
 use crate::qos::{QosConfig, QosLadder, QosReport};
-use crate::schedule::KeyframePolicy;
+use crate::schedule::{DEFAULT_MOTION_THRESHOLD, DEFAULT_UNCOVERED_THRESHOLD, KeyframePolicy};
 use crate::segmenter::{CodecMotion, FrameInput, Mode, Segmenter, SegmenterConfig};
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
@@ -130,6 +130,8 @@ struct Settings {
     stats: bool,
     async_keyframes: bool,
     qos_degrade: bool,
+    adaptive_uncovered: f64,
+    adaptive_motion: f64,
 }
 
 impl Default for Settings {
@@ -147,6 +149,8 @@ impl Default for Settings {
             stats: DEFAULT_STATS,
             async_keyframes: DEFAULT_ASYNC,
             qos_degrade: DEFAULT_QOS_DEGRADE,
+            adaptive_uncovered: f64::from(DEFAULT_UNCOVERED_THRESHOLD),
+            adaptive_motion: f64::from(DEFAULT_MOTION_THRESHOLD),
         }
     }
 }
@@ -180,17 +184,10 @@ impl Settings {
                 max_interval: n.saturating_mul(5),
             },
             Policy::Interval => KeyframePolicy::Interval(n),
-            Policy::Adaptive => match KeyframePolicy::adaptive() {
-                KeyframePolicy::Adaptive {
-                    uncovered_threshold,
-                    motion_threshold,
-                    ..
-                } => KeyframePolicy::Adaptive {
-                    max_interval: n,
-                    uncovered_threshold,
-                    motion_threshold,
-                },
-                other => other,
+            Policy::Adaptive => KeyframePolicy::Adaptive {
+                max_interval: n,
+                uncovered_threshold: self.adaptive_uncovered as f32,
+                motion_threshold: self.adaptive_motion as f32,
             },
         }
     }
@@ -261,6 +258,21 @@ impl ObjectImpl for VssSegment {
                     .blurb("Frames between keyframes for the interval policy; the upper bound for adaptive (codec: bound x 5)")
                     .minimum(1)
                     .default_value(DEFAULT_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("adaptive-uncovered")
+                    .nick("Adaptive: uncovered share")
+                    .blurb("Adaptive policy: start a keyframe when this share of the frame has no motion back to the keyframe (intra blocks, content from outside)")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(f64::from(DEFAULT_UNCOVERED_THRESHOLD))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("adaptive-motion")
+                    .nick("Adaptive: accumulated motion")
+                    .blurb("Adaptive policy: start a keyframe when the mean motion accumulated since the keyframe reaches this many pixels")
+                    .minimum(0.0)
+                    .default_value(f64::from(DEFAULT_MOTION_THRESHOLD))
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
@@ -337,6 +349,10 @@ impl ObjectImpl for VssSegment {
             "stats" => s.stats = value.get().expect("type checked upstream"),
             "async-keyframes" => s.async_keyframes = value.get().expect("type checked upstream"),
             "qos-degrade" => s.qos_degrade = value.get().expect("type checked upstream"),
+            "adaptive-uncovered" => {
+                s.adaptive_uncovered = value.get().expect("type checked upstream")
+            }
+            "adaptive-motion" => s.adaptive_motion = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
     }
@@ -356,6 +372,8 @@ impl ObjectImpl for VssSegment {
             "stats" => s.stats.to_value(),
             "async-keyframes" => s.async_keyframes.to_value(),
             "qos-degrade" => s.qos_degrade.to_value(),
+            "adaptive-uncovered" => s.adaptive_uncovered.to_value(),
+            "adaptive-motion" => s.adaptive_motion.to_value(),
             _ => unimplemented!(),
         }
     }
