@@ -13,6 +13,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev
+  python3-gi gir1.2-gstreamer-1.0
 )
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }

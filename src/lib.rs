@@ -1,8 +1,9 @@
 //! vss: video semantic segmentation for GStreamer that runs the expensive model on keyframes and
 //! carries its result to the other frames along the motion vectors the codec already computed.
 //!
-//! Elements: `vssdec` (libavcodec decoder exporting motion vectors as [`meta::MotionMeta`]) and
-//! `vsssegment` (segmentation, attaching [`meta::SegmentationMeta`] and an overlay).
+//! Elements: `vssdec` (libavcodec decoder exporting motion vectors as [`meta::MotionMeta`]),
+//! `vsssegment` (segmentation, attaching [`meta::SegmentationMeta`] and an overlay) and
+//! `vssmask` (the segmentation as mask video, for applications that read pixels).
 
 use gst::glib;
 
@@ -14,6 +15,7 @@ pub mod qos;
 pub mod schedule;
 pub mod segmenter;
 pub mod vssdec;
+pub mod vssmask;
 pub mod vsssegment;
 
 /// Registers the plugin's elements in this process unless GStreamer already found the plugin on
@@ -28,6 +30,7 @@ pub fn ensure_registered() -> Result<(), glib::BoolError> {
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     vssdec::register(plugin)?;
     vsssegment::register(plugin)?;
+    vssmask::register(plugin)?;
     Ok(())
 }
 
