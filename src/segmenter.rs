@@ -1,18 +1,16 @@
 //! Per-frame segmentation: schedule keyframes, run the model on them and carry the result to
 //! the frames between along the motion field. No GStreamer here; `vsssegment` calls `process`.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use tch::Tensor;
 
 use crate::meta::Branch;
 use crate::model::{
-    Bundle, MANIFEST_FILE, Manifest, ModelError, RawFrame, Scheme, YuvColorimetry, class_map,
-    class_map_bilinear, frame_to_rgb, resolve_bundle, to_vec_u8,
+    Bundle, FrameLayout, MANIFEST_FILE, Manifest, ModelError, RawFrame, Scheme, YuvColorimetry,
+    class_map, class_map_bilinear, executor, frame_to_rgb, resolve_bundle, to_vec_u8,
 };
 use crate::motion::{
     DEFAULT_CELL_SIZE, EstimatorConfig, FieldStats, LumaPlane, MotionEstimator, MotionTrack,
@@ -63,7 +61,7 @@ pub struct SegmenterConfig {
     pub policy: KeyframePolicy,
     /// Side scale of the low-resolution branch (0 < s <= 1).
     pub lowres_scale: f64,
-    /// `warp` only: run keyframe inference on a worker thread. The frame that starts it, and
+    /// `warp` only: run keyframe inference in the background (on the libtorch executor). The frame that starts it, and
     /// those after it, are warped from the previous keyframe until the result is ready; then
     /// the new result, warped along the motion since its own frame, takes over. Every frame
     /// costs about the same; results are up to one inference time older.
@@ -142,17 +140,17 @@ pub struct Segmenter {
     /// Frames processed since the last reset, and the index of the frame `key_map` shows.
     frame_index: u64,
     key_index: u64,
-    /// With `async_keyframes`: the worker, and the inference in flight with the motion
-    /// accumulated since its frame.
-    worker: Option<KeyframeWorker>,
+    /// With `async_keyframes`: the inference in flight, with the motion accumulated since its
+    /// frame. Dropping it (reset) throws its result away.
     pending: Option<Pending>,
-    /// Bumped by `reset`, so that a result started before it is thrown away.
-    generation: u64,
 }
+
+type KeyframeResult = std::thread::Result<Result<Arc<[u8]>, SegmentError>>;
 
 struct Pending {
     frame: u64,
     track: MotionTrack,
+    result: Receiver<KeyframeResult>,
 }
 
 impl Segmenter {
@@ -179,11 +177,6 @@ impl Segmenter {
         let estimator = MotionEstimator::new(EstimatorConfig::default())
             .map_err(|e| SegmentError::Motion(e.to_string()))?;
         let bundle = Arc::new(bundle);
-        let worker = if config.async_keyframes {
-            Some(KeyframeWorker::spawn(bundle.clone())?)
-        } else {
-            None
-        };
         Ok(Segmenter {
             bundle,
             scheduler: Scheduler::new(config.policy),
@@ -194,9 +187,7 @@ impl Segmenter {
             key_map: None,
             frame_index: 0,
             key_index: 0,
-            worker,
             pending: None,
-            generation: 0,
         })
     }
 
@@ -225,13 +216,13 @@ impl Segmenter {
             return Ok(());
         }
         let scheme = self.bundle.manifest().scheme;
-        if !mode.schemes().contains(&scheme) || (self.worker.is_some() && mode != Mode::Warp) {
+        if !mode.schemes().contains(&scheme) || (self.config.async_keyframes && mode != Mode::Warp)
+        {
             return Err(SegmentError::ModeSwitch(mode.as_str()));
         }
         self.config.mode = mode;
         self.key_map = None;
         self.pending = None;
-        self.generation += 1;
         Ok(())
     }
 
@@ -241,7 +232,6 @@ impl Segmenter {
         self.estimator.reset();
         self.key_map = None;
         self.pending = None;
-        self.generation += 1;
         self.frame_index = 0;
         if let Some(track) = self.track.as_mut() {
             track.restart();
@@ -253,7 +243,18 @@ impl Segmenter {
             || matches!(self.config.policy, KeyframePolicy::Adaptive { .. })
     }
 
+    /// Segments one frame. libtorch work runs on the executor ([`executor`]); with
+    /// `async_keyframes` the rest (motion, warp) stays on the calling thread, so frames keep
+    /// flowing while a keyframe's inference runs there.
     pub fn process(&mut self, input: &FrameInput) -> Result<FrameResult, SegmentError> {
+        if self.config.async_keyframes {
+            self.process_here(input)
+        } else {
+            executor::run(|| self.process_here(input))
+        }
+    }
+
+    fn process_here(&mut self, input: &FrameInput) -> Result<FrameResult, SegmentError> {
         let start = Instant::now();
         if input.reset {
             self.reset();
@@ -311,40 +312,32 @@ impl Segmenter {
             (Mode::Full, d) => {
                 // The model runs on every frame, so each is a keyframe at distance 0 (the
                 // meta's contract); the reason is the schedule's where it had one.
-                let logits = self.run_model(input, native)?;
+                let map = self.infer(input, native, false)?;
                 let reason = match d {
                     Decision::Keyframe { reason } => Some(reason),
                     Decision::NonKeyframe { .. } => None,
                 };
-                (
-                    to_arc(&class_map(&logits, h, w)?)?,
-                    Branch::Full,
-                    true,
-                    reason,
-                    0,
-                )
+                (map, Branch::Full, true, reason, 0)
             }
             (Mode::Warp, Decision::Keyframe { .. })
-                if self.worker.is_some() && self.key_map.is_some() =>
+                if self.config.async_keyframes && self.key_map.is_some() =>
             {
                 // Asynchronous keyframe: start it (unless one is in flight) and keep flowing
                 // on the previous result meanwhile.
                 if self.pending.is_none() {
-                    let image = frame_to_rgb(
-                        &input.frame,
-                        native,
-                        input.colorimetry,
-                        self.bundle.device(),
-                    )?;
                     let track = self.new_track()?;
-                    self.worker.as_ref().expect("checked").submit(Job {
-                        generation: self.generation,
-                        frame: self.frame_index,
-                        image,
-                    })?;
+                    let frame = OwnedFrame::copy(&input.frame);
+                    let (bundle, colorimetry) = (self.bundle.clone(), input.colorimetry);
+                    let result = executor::spawn(move || {
+                        let raw = frame.raw();
+                        let image = frame_to_rgb(&raw.get(), native, colorimetry, bundle.device())?;
+                        let (logits, _) = bundle.forward(&image)?;
+                        to_arc(&class_map(&logits, h, w)?)
+                    });
                     self.pending = Some(Pending {
                         frame: self.frame_index,
                         track,
+                        result,
                     });
                     keyframe_started = true;
                 }
@@ -352,8 +345,7 @@ impl Segmenter {
                 (map, Branch::Warp, false, None, self.key_distance())
             }
             (_, Decision::Keyframe { reason }) => {
-                let logits = self.run_model(input, native)?;
-                let map = to_arc(&class_map(&logits, h, w)?)?;
+                let map = self.infer(input, native, false)?;
                 if self.config.mode == Mode::Warp {
                     // The class map, not the logits, is what travels: nearest warping of one u8
                     // channel costs 4 ms a frame against 12 for 11 bilinear logit channels, for
@@ -368,9 +360,8 @@ impl Segmenter {
             }
             (Mode::LowRes, Decision::NonKeyframe { distance }) => {
                 let size = self.bundle.manifest().scaled_size(self.config.lowres_scale);
-                let logits = self.run_model(input, size)?;
                 (
-                    to_arc(&class_map_bilinear(&logits, h, w)?)?,
+                    self.infer(input, size, true)?,
                     Branch::LowRes,
                     false,
                     None,
@@ -378,7 +369,7 @@ impl Segmenter {
                 )
             }
             (Mode::Warp, Decision::NonKeyframe { distance }) => {
-                let distance = if self.worker.is_some() {
+                let distance = if self.config.async_keyframes {
                     self.key_distance()
                 } else {
                     distance
@@ -446,38 +437,51 @@ impl Segmenter {
     }
 
     /// Takes over a finished background keyframe: its map, and the motion accumulated since
-    /// its frame. Results from before a reset are dropped.
+    /// its frame.
     fn adopt_finished_keyframe(&mut self) -> Result<(), SegmentError> {
-        let Some(worker) = self.worker.as_ref() else {
+        let Some(pending) = self.pending.as_ref() else {
             return Ok(());
         };
-        while let Some(done) = worker.poll()? {
-            let current = self
-                .pending
-                .as_ref()
-                .is_some_and(|p| done.generation == self.generation && p.frame == done.frame);
-            if !current {
-                continue;
-            }
-            let pending = self.pending.take().expect("checked above");
-            let map = done.map.map_err(SegmentError::Worker)?;
-            if self
-                .track
-                .as_ref()
-                .is_some_and(|t| t.geometry() == pending.track.geometry())
-            {
-                self.track = Some(pending.track);
-                self.key_map = Some(map);
-                self.key_index = pending.frame;
-            }
+        let map = match pending.result.try_recv() {
+            Err(TryRecvError::Empty) => return Ok(()),
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(SegmentError::Worker("keyframe inference panicked".into())),
+            Err(TryRecvError::Disconnected) => Err(SegmentError::Worker("no result".into())),
+        };
+        let pending = self.pending.take().expect("checked above");
+        let map = map?;
+        if self
+            .track
+            .as_ref()
+            .is_some_and(|t| t.geometry() == pending.track.geometry())
+        {
+            self.track = Some(pending.track);
+            self.key_map = Some(map);
+            self.key_index = pending.frame;
         }
         Ok(())
     }
 
-    fn run_model(&self, input: &FrameInput, size: (u32, u32)) -> Result<Tensor, SegmentError> {
-        let image = frame_to_rgb(&input.frame, size, input.colorimetry, self.bundle.device())?;
-        let (logits, _features) = self.bundle.forward(&image)?;
-        Ok(logits)
+    /// The model on `input` at `size`, as a class map at native size (bilinear logits when
+    /// `size` is smaller), on the libtorch executor.
+    fn infer(
+        &self,
+        input: &FrameInput,
+        size: (u32, u32),
+        bilinear: bool,
+    ) -> Result<Arc<[u8]>, SegmentError> {
+        let bundle = &self.bundle;
+        executor::run(|| {
+            let (h, w) = bundle.manifest().native_size();
+            let image = frame_to_rgb(&input.frame, size, input.colorimetry, bundle.device())?;
+            let (logits, _features) = bundle.forward(&image)?;
+            let map = if bilinear {
+                class_map_bilinear(&logits, h, w)?
+            } else {
+                class_map(&logits, h, w)?
+            };
+            to_arc(&map)
+        })
     }
 
     fn track_for(&mut self, width: u32, height: u32) -> Result<&mut MotionTrack, SegmentError> {
@@ -530,86 +534,49 @@ fn to_arc(map: &Tensor) -> Result<Arc<[u8]>, SegmentError> {
     Ok(Arc::from(to_vec_u8(map)?))
 }
 
-/// A keyframe inference for the worker: the model input of frame `frame`.
-struct Job {
-    generation: u64,
-    frame: u64,
-    image: Tensor,
+/// A frame's planes copied, for work that outlives the buffer.
+struct OwnedFrame {
+    layout: FrameLayout,
+    width: u32,
+    height: u32,
+    planes: Vec<Vec<u8>>,
+    strides: Vec<usize>,
 }
 
-struct JobDone {
-    generation: u64,
-    frame: u64,
-    map: Result<Arc<[u8]>, String>,
-}
-
-/// One thread that runs keyframe inference for `async_keyframes`, a job at a time.
-struct KeyframeWorker {
-    jobs: Option<Sender<Job>>,
-    done: Receiver<JobDone>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl KeyframeWorker {
-    fn spawn(bundle: Arc<Bundle>) -> Result<Self, SegmentError> {
-        let (jobs, job_rx) = channel::<Job>();
-        let (done_tx, done) = channel();
-        let thread = std::thread::Builder::new()
-            .name("vss-keyframe".into())
-            .spawn(move || {
-                let (h, w) = bundle.manifest().native_size();
-                for job in job_rx {
-                    let run = || -> Result<Arc<[u8]>, SegmentError> {
-                        let (logits, _) = bundle.forward(&job.image)?;
-                        to_arc(&class_map(&logits, h, w)?)
-                    };
-                    let map = match catch_unwind(AssertUnwindSafe(run)) {
-                        Ok(result) => result.map_err(|e| e.to_string()),
-                        Err(_) => Err("keyframe inference panicked".to_string()),
-                    };
-                    let reply = JobDone {
-                        generation: job.generation,
-                        frame: job.frame,
-                        map,
-                    };
-                    if done_tx.send(reply).is_err() {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| SegmentError::Worker(format!("cannot start the thread: {e}")))?;
-        Ok(KeyframeWorker {
-            jobs: Some(jobs),
-            done,
-            thread: Some(thread),
-        })
+impl OwnedFrame {
+    fn copy(frame: &RawFrame) -> Self {
+        OwnedFrame {
+            layout: frame.layout,
+            width: frame.width,
+            height: frame.height,
+            planes: frame.planes.iter().map(|p| p.to_vec()).collect(),
+            strides: frame.strides.to_vec(),
+        }
     }
 
-    fn submit(&self, job: Job) -> Result<(), SegmentError> {
-        self.jobs
-            .as_ref()
-            .and_then(|j| j.send(job).ok())
-            .ok_or_else(|| SegmentError::Worker("the thread has stopped".into()))
-    }
-
-    /// A finished job, if any.
-    fn poll(&self) -> Result<Option<JobDone>, SegmentError> {
-        match self.done.try_recv() {
-            Ok(done) => Ok(Some(done)),
-            Err(TryRecvError::Empty) => Ok(None),
-            Err(TryRecvError::Disconnected) => {
-                Err(SegmentError::Worker("the thread has stopped".into()))
-            }
+    /// The copy, ready to be seen as a frame.
+    fn raw(&self) -> OwnedRaw<'_> {
+        OwnedRaw {
+            planes: self.planes.iter().map(Vec::as_slice).collect(),
+            frame: self,
         }
     }
 }
 
-impl Drop for KeyframeWorker {
-    fn drop(&mut self) {
-        // Closing the queue ends the thread after the job in hand.
-        self.jobs = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+/// [`OwnedFrame`] lent as a [`RawFrame`].
+struct OwnedRaw<'a> {
+    planes: Vec<&'a [u8]>,
+    frame: &'a OwnedFrame,
+}
+
+impl<'a> OwnedRaw<'a> {
+    fn get(&'a self) -> RawFrame<'a> {
+        RawFrame {
+            layout: self.frame.layout,
+            width: self.frame.width,
+            height: self.frame.height,
+            planes: &self.planes,
+            strides: &self.frame.strides,
         }
     }
 }
@@ -634,6 +601,10 @@ pub fn shipped_serving(mode: Mode) -> String {
 
 /// The luma of an RGB frame, `width` bytes per row, for the motion estimator.
 fn rgb_luma(frame: &RawFrame) -> Result<Vec<u8>, SegmentError> {
+    executor::run(|| rgb_luma_here(frame))
+}
+
+fn rgb_luma_here(frame: &RawFrame) -> Result<Vec<u8>, SegmentError> {
     let rgb = frame_to_rgb(
         frame,
         (frame.height, frame.width),

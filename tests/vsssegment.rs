@@ -858,12 +858,14 @@ fn async_keyframes_keep_frames_flowing_on_the_previous_result() {
     const N: usize = 96;
     let (outs, messages) = collect(
         &format!(
-            "filesrc location={} ! parsebin ! vssdec ! vsssegment overlay=none \
-             async-keyframes=true stats=true ! appsink name=sink",
+            "filesrc location={} ! parsebin ! vssdec ! identity sleep-time=20000 \
+             ! vsssegment overlay=none async-keyframes=true stats=true ! appsink name=sink",
             clip_location()
         ),
         N,
     );
+    // 20 ms a frame (a 50 fps camera), so that inferences finish within a keyframe interval
+    // even on a loaded machine.
     assert_eq!(outs.len(), N);
     let sync = clip_segmented();
     let mut adopted = 0;
@@ -987,7 +989,7 @@ fn latency_query_includes_the_keyframe_inference() {
 #[test]
 fn late_frames_make_it_degrade_in_the_documented_order() {
     init();
-    // 50 fps live into mode=full: ESPNet cannot keep up on a CPU, so the synchronising sink
+    // 100 fps live into mode=full: ESPNet cannot keep up on a CPU, so the synchronising sink
     // reports lateness and the element steps down: lowres, then warp.
     let pipeline = gst::parse::launch(
         "videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=50/1 \

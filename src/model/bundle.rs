@@ -54,6 +54,11 @@ impl Bundle {
         device: Device,
         passes: usize,
     ) -> Result<Bundle, ModelError> {
+        // Loading and warming up on the executor: no other thread starts an OpenMP team.
+        super::executor::run(|| Bundle::load_here(spec, device, passes))
+    }
+
+    fn load_here(spec: &str, device: Device, passes: usize) -> Result<Bundle, ModelError> {
         super::allocator::tune_malloc();
         let folder = resolve(spec)?;
         let manifest_path = folder.join(MANIFEST_FILE);
@@ -148,6 +153,12 @@ impl Bundle {
     /// `size_multiple`) to `(logits [1, K, H/logits_stride, W/logits_stride], features
     /// [1, C, H/stride, W/stride])`, float32, on the bundle's device. Runs without autograd.
     pub fn forward(&self, image: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
+        // On the executor (see `executor`); a shallow copy crosses, the pixels are shared.
+        let image = image.shallow_clone();
+        super::executor::run(move || self.forward_here(&image))
+    }
+
+    fn forward_here(&self, image: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
         let m = &self.manifest;
         if m.scheme != Scheme::Image {
             return Err(ModelError::UnsupportedScheme {

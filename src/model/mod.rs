@@ -18,6 +18,7 @@ mod allocator;
 mod bundle;
 mod device;
 mod error;
+pub mod executor;
 mod manifest;
 mod postprocess;
 mod preprocess;

@@ -785,6 +785,10 @@ impl VssSegment {
 
 /// One inference at the bundle's native size, timed (the bundle is warm from loading).
 fn time_keyframe(bundle: &Bundle) -> Result<std::time::Duration, crate::model::ModelError> {
+    crate::model::executor::run(|| time_keyframe_here(bundle))
+}
+
+fn time_keyframe_here(bundle: &Bundle) -> Result<std::time::Duration, crate::model::ModelError> {
     let (h, w) = bundle.manifest().native_size();
     let image = tch::Tensor::zeros(
         [1, 3, i64::from(h), i64::from(w)],
