@@ -992,7 +992,7 @@ fn late_frames_make_it_degrade_in_the_documented_order() {
     // 100 fps live into mode=full: ESPNet cannot keep up on a CPU, so the synchronising sink
     // reports lateness and the element steps down: lowres, then warp.
     let pipeline = gst::parse::launch(
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=50/1 \
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=100/1 \
          ! vsssegment mode=full overlay=none ! fakesink sync=true qos=true",
     )
     .expect("pipeline");
