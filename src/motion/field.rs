@@ -327,49 +327,67 @@ impl MotionField {
 
     /// Fills the displacement of unpainted cells ring by ring: each ring reads only cells known
     /// before it, so the result does not depend on the scan order (the Python twin is
-    /// vectorised). Neighbours are summed left, right, up, down.
+    /// vectorised). Neighbours are summed left, right, up, down. Each ring is found from the
+    /// previous one, so the whole fill is linear in the number of cells.
     fn fill_from_neighbours(&mut self) {
         let cols = self.cols();
         let rows = self.rows();
-        loop {
-            let mut filled_any = false;
-            let mut missing = false;
-            for row in 0..rows {
-                for col in 0..cols {
-                    let i = row * cols + col;
-                    if self.painted[i] != PAINT_NONE {
-                        continue;
+        let neighbours = move |i: usize| {
+            let (row, col) = (i / cols, i % cols);
+            [
+                (col > 0).then(|| i - 1),
+                (col + 1 < cols).then(|| i + 1),
+                (row > 0).then(|| i - cols),
+                (row + 1 < rows).then(|| i + cols),
+            ]
+        };
+        let known = |state: u8| !matches!(state, PAINT_NONE | PAINT_FILLING);
+        // The first ring: unpainted cells next to a painted one. Ring cells are marked FILLING
+        // (not yet known) as they are found.
+        let mut ring: Vec<usize> = Vec::new();
+        for i in 0..cols * rows {
+            if self.painted[i] == PAINT_NONE
+                && neighbours(i)
+                    .into_iter()
+                    .flatten()
+                    .any(|j| known(self.painted[j]))
+            {
+                ring.push(i);
+            }
+        }
+        for &i in &ring {
+            self.painted[i] = PAINT_FILLING;
+        }
+        let mut values = Vec::new();
+        while !ring.is_empty() {
+            values.clear();
+            for &i in &ring {
+                let (mut sum_x, mut sum_y, mut n) = (0.0f32, 0.0f32, 0u32);
+                for j in neighbours(i).into_iter().flatten() {
+                    if known(self.painted[j]) {
+                        sum_x += self.dx[j];
+                        sum_y += self.dy[j];
+                        n += 1;
                     }
-                    let (mut sum_x, mut sum_y, mut n) = (0.0f32, 0.0f32, 0u32);
-                    let neighbours = [
-                        (col > 0).then(|| i - 1),
-                        (col + 1 < cols).then(|| i + 1),
-                        (row > 0).then(|| i - cols),
-                        (row + 1 < rows).then(|| i + cols),
-                    ];
-                    for j in neighbours.into_iter().flatten() {
-                        if !matches!(self.painted[j], PAINT_NONE | PAINT_FILLING) {
-                            sum_x += self.dx[j];
-                            sum_y += self.dy[j];
-                            n += 1;
-                        }
+                }
+                // n >= 1: every ring cell touches a cell known before the ring.
+                values.push((sum_x / n as f32, sum_y / n as f32));
+            }
+            for (&i, &(x, y)) in ring.iter().zip(&values) {
+                self.dx[i] = x;
+                self.dy[i] = y;
+                self.painted[i] = PAINT_FILLED;
+            }
+            let mut next = Vec::new();
+            for &i in &ring {
+                for j in neighbours(i).into_iter().flatten() {
+                    if self.painted[j] == PAINT_NONE {
+                        self.painted[j] = PAINT_FILLING;
+                        next.push(j);
                     }
-                    if n == 0 {
-                        missing = true;
-                        continue;
-                    }
-                    self.dx[i] = sum_x / n as f32;
-                    self.dy[i] = sum_y / n as f32;
-                    self.painted[i] = PAINT_FILLING;
-                    filled_any = true;
                 }
             }
-            for state in self.painted.iter_mut().filter(|s| **s == PAINT_FILLING) {
-                *state = PAINT_FILLED;
-            }
-            if !missing || !filled_any {
-                break;
-            }
+            ring = next;
         }
     }
 
