@@ -16,6 +16,8 @@ use std::time::Instant;
 
 mod common;
 
+use common::stats::summary;
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gst::prelude::*;
@@ -242,19 +244,4 @@ fn bare_forward_here(model: &str, iterations: usize) -> Result<Vec<f64>> {
         out.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(out)
-}
-
-fn summary(v: &[f64]) -> (f64, f64, f64, f64) {
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
-    (
-        s.iter().sum::<f64>() / s.len() as f64,
-        q(0.5),
-        q(0.99),
-        s[s.len() - 1],
-    )
 }

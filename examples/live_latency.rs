@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use common::stats::summary;
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gst::prelude::*;
@@ -249,19 +251,4 @@ fn run(args: &Args, props: &str) -> Result<Trace> {
         bail!("no frames reached the sink");
     }
     Ok(trace)
-}
-
-fn summary(v: &[f64]) -> (f64, f64, f64, f64) {
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
-    (
-        s.iter().sum::<f64>() / s.len() as f64,
-        q(0.5),
-        q(0.99),
-        s[s.len() - 1],
-    )
 }
