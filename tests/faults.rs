@@ -19,20 +19,29 @@ use common::*;
 use gst::prelude::*;
 use gstvss::motion::PictureType;
 use live::{Received, Rng, Watched, thread_count, within};
-use rtsp_server::{LoopbackServer, live_launch};
+use rtsp_server::{Backlog, LoopbackServer, live_launch};
 
-const TEST_LIMIT: Duration = Duration::from_secs(150);
-const WAIT: Duration = Duration::from_secs(60);
+/// Generous bounds: a healthy run takes seconds per test, but a machine running other suites
+/// can slow one down tenfold; only a deadlock should hit them.
+const TEST_LIMIT: Duration = Duration::from_secs(300);
+const WAIT: Duration = Duration::from_secs(120);
 /// The camera of the RTSP cases: small, 25 fps, an IDR every 12 frames.
 const W: u32 = 320;
 const H: u32 = 240;
 const GOP: usize = 12;
 const FRAME_MS: f64 = 40.0;
 
-/// The client pipeline: depayloader, decoder and appsink named for probes.
+/// The camera of the RTSP cases, holding back rather than dropping what a slow client cannot
+/// take: on a busy machine the stream arrives late, never damaged by the machine itself.
+fn camera() -> Result<LoopbackServer, gst::glib::BoolError> {
+    LoopbackServer::start_with(&live_launch(W, H, 25, GOP as u32), Backlog::Keep)
+}
+
+/// The client pipeline: depayloader, decoder and appsink named for probes. `buffer-mode=none`
+/// keeps RTP's timestamps, which arrival on a busy machine would otherwise re-time.
 fn client(url: &str) -> String {
     format!(
-        "rtspsrc location={url} latency=100 protocols=tcp ! rtph264depay name=depay \
+        "rtspsrc location={url} latency=100 buffer-mode=none protocols=tcp ! rtph264depay name=depay \
          ! h264parse ! vssdec name=dec ! vsssegment overlay=none ! appsink name=sink"
     )
 }
@@ -162,7 +171,8 @@ impl FaultWindow {
 /// a disturbed client must get back to.
 fn reference_client(url: &str) -> Watched {
     let watched = Watched::new(&format!(
-        "rtspsrc location={url} latency=100 protocols=tcp ! rtph264depay ! h264parse ! vssdec \
+        "rtspsrc location={url} latency=100 buffer-mode=none protocols=tcp ! rtph264depay \
+         ! h264parse ! vssdec \
          ! appsink name=sink"
     ));
     watched.play();
@@ -204,7 +214,7 @@ fn packet_loss_is_survived_and_recovers_at_the_next_idr() {
     const TO: u64 = 600;
     within("packet loss", TEST_LIMIT, || {
         init();
-        let server = LoopbackServer::start(&live_launch(W, H, 25, GOP as u32)).expect("server");
+        let server = camera().expect("server");
         let watched = Watched::new(&client(&server.url()));
         let loss = FaultWindow::new(FROM, TO, 0.05, 0x5eed_0001);
         let probe = loss.clone();
@@ -252,57 +262,70 @@ fn packet_loss_is_survived_and_recovers_at_the_next_idr() {
 // b. A server that stalls
 
 #[test]
-#[ignore = "flaky on a loaded 2-core machine: a client that fell behind receives its TCP \
-            backlog during the stall (12 frames in the fresh-clone CI run); passes when quiet"]
 fn stalled_server_resumes_with_frames_and_metas() {
     const STALL: Duration = Duration::from_secs(3);
     within("server stall", TEST_LIMIT, || {
         init();
-        let server = LoopbackServer::start(&live_launch(W, H, 25, GOP as u32)).expect("server");
+        let server = camera().expect("server");
         let watched = Watched::new(&client(&server.url()));
         watched.play();
         let media = server.next_media(WAIT).expect("the client's media");
         let reference = reference_client(&server.url());
         let _ = watched.wait_frames("frames before the stall", 0, 24, WAIT);
 
-        // The camera's network stops: nothing leaves the payloader until released.
-        let pay = media
-            .downcast_ref::<gst::Bin>()
-            .expect("media bin")
-            .by_name("pay0")
-            .expect("pay0");
+        // The camera's network stops: nothing leaves the payloader until released. The count
+        // of access units sent is noted when the block takes hold: a client that lags (a busy
+        // machine) still gets what was sent before, but nothing after.
+        let pay = media.bin.by_name("pay0").expect("pay0");
+        let blocked_at = Arc::new(AtomicU64::new(u64::MAX));
+        let (at, count) = (blocked_at.clone(), media.access_units.clone());
         let src = pay.static_pad("src").expect("pay0 src");
         let block = src
-            .add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| {
+            .add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, move |_, _| {
+                let _ = at.compare_exchange(
+                    u64::MAX,
+                    count.load(Ordering::SeqCst),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
                 gst::PadProbeReturn::Ok
             })
             .expect("blocking probe");
-        let stalled_at = Instant::now();
-        let before = watched.frame_count();
         // The fault itself lasts STALL; errors meanwhile fail the test.
-        let during = watched.hold("the stall", STALL);
-        let in_flight = during.frames.len() - before;
+        let _ = watched.hold("the stall", STALL);
+        let released_at = Instant::now();
         src.remove_probe(block);
-        let released = watched.frame_count();
+        let blocked_at = blocked_at.load(Ordering::SeqCst);
+        assert_ne!(blocked_at, u64::MAX, "the block never took hold");
 
-        let observed = watched.wait_frames("frames after the stall", released, 4 * GOP, WAIT);
+        let observed =
+            watched.wait_frames("frames after the stall", blocked_at as usize, 2 * GOP, WAIT);
         eprintln!(
-            "{in_flight} frames arrived during the {STALL:?} stall; warnings {:#?}",
+            "stalled with {blocked_at} access units sent; {} frames by then at the client; \
+             warnings {:#?}",
+            observed
+                .frames
+                .iter()
+                .filter(|f| f.arrived < released_at)
+                .count(),
             observed.warnings
         );
-        assert!(
-            in_flight <= 10,
-            "{in_flight} frames during the stall: the stall did not happen"
-        );
         assert_metas("stall", &observed.frames);
-        let after = observed.since(released);
-        let resumed = after[0].arrived.duration_since(stalled_at);
-        assert!(
-            resumed >= STALL,
-            "frames resumed {resumed:?} into a {STALL:?} stall"
-        );
-        // Nothing was lost, only late: the backlog arrives in a burst (which the jitter buffer
-        // re-times) and the client saw exactly the undisturbed client's pictures, in order.
+        // The access unit in the payloader when the block took hold, and every later one,
+        // arrives only once released.
+        for (i, f) in observed
+            .frames
+            .iter()
+            .enumerate()
+            .skip((blocked_at as usize).saturating_sub(1))
+        {
+            assert!(
+                f.arrived >= released_at,
+                "frame {i} arrived during the stall; {blocked_at} access units were sent"
+            );
+        }
+        // Nothing was lost, only late: the client saw exactly the undisturbed client's
+        // pictures, in order.
         let n = observed.frames.len();
         let clean = reference
             .wait_frames("the reference client", 0, n, WAIT)
@@ -324,22 +347,16 @@ fn stalled_server_resumes_with_frames_and_metas() {
 // c. Resolution change
 
 #[test]
-#[ignore = "flaky on a loaded 2-core machine: the live 25 fps server and the client fall behind \
-            and 30 frames at the new size do not arrive within 60 s; passes when quiet"]
 fn resolution_change_mid_stream_resizes_output_and_restarts_segmentation() {
     const NEW: (u32, u32) = (160, 120);
     within("resolution change", TEST_LIMIT, || {
         init();
-        let server = LoopbackServer::start(&live_launch(W, H, 25, GOP as u32)).expect("server");
+        let server = camera().expect("server");
         let watched = Watched::new(&client(&server.url()));
         watched.play();
         let media = server.next_media(WAIT).expect("the client's media");
         let _ = watched.wait_frames("frames before the change", 0, 18, WAIT);
-        let size = media
-            .downcast_ref::<gst::Bin>()
-            .expect("media bin")
-            .by_name("size")
-            .expect("capsfilter size");
+        let size = media.bin.by_name("size").expect("capsfilter size");
         size.set_property(
             "caps",
             gst::Caps::builder("video/x-raw")
@@ -407,7 +424,7 @@ fn garbage_bytes_are_survived_with_warnings_and_recover() {
     // Access units 24..60, 30% of them scribbled on.
     within("garbage", TEST_LIMIT, || {
         init();
-        let server = LoopbackServer::start(&live_launch(W, H, 25, GOP as u32)).expect("server");
+        let server = camera().expect("server");
         let watched = Watched::new(&client(&server.url()));
         let garbage = FaultWindow::new(24, 60, 0.3, 0x5eed_0004);
         let bytes = Mutex::new(Rng::new(0x5eed_0005));
@@ -464,7 +481,7 @@ fn server_eos_mid_gop_ends_the_client_cleanly() {
         init();
         let launch = live_launch(W, H, 25, GOP as u32)
             .replace("videotestsrc ", "videotestsrc num-buffers=30 ");
-        let server = LoopbackServer::start(&launch).expect("server");
+        let server = LoopbackServer::start_with(&launch, Backlog::Keep).expect("server");
         let watched = Watched::new(&client(&server.url()));
         watched.play();
         let observed = watched.wait_for("EOS", WAIT, |o| o.eos);
@@ -542,15 +559,9 @@ fn settle(watched: &Watched, state: gst::State) {
     );
 }
 
-/// An error that only `stopping_mid_negotiation_posts_no_error` should see: vssdec's
-/// not-negotiated while the pipeline goes down, posted by the parser upstream.
-fn is_teardown_not_negotiated(error: &str) -> bool {
-    error.starts_with("cycparse") && error.contains("not-negotiated")
-}
-
 #[test]
 fn hundred_rapid_state_cycles_neither_crash_nor_leak_threads() {
-    within("state cycles", Duration::from_secs(300), || {
+    within("state cycles", Duration::from_secs(600), || {
         init();
         let watched = cycling_pipeline("faults-state-cycles");
         // One full run first: libtorch's and GStreamer's thread pools start once per process.
@@ -562,7 +573,7 @@ fn hundred_rapid_state_cycles_neither_crash_nor_leak_threads() {
 
         let started = Instant::now();
         let mut frames_seen = watched.frame_count();
-        let (mut grew, mut teardown_errors) = (0, 0);
+        let mut grew = 0;
         for cycle in 0..100 {
             let states: &[gst::State] = match cycle % 4 {
                 0 => &[gst::State::Ready, gst::State::Null],
@@ -594,19 +605,14 @@ fn hundred_rapid_state_cycles_neither_crash_nor_leak_threads() {
             }
             settle(&watched, gst::State::Null);
             let errors = watched.take_errors();
-            assert!(
-                errors.iter().all(|e| is_teardown_not_negotiated(e)),
-                "cycle {cycle}: {errors:?}"
-            );
-            teardown_errors += errors.len();
+            assert!(errors.is_empty(), "cycle {cycle}: {errors:?}");
             grew = grew.max(thread_count("cyc").saturating_sub(threads_before));
         }
         let elapsed = started.elapsed();
         let threads_after = thread_count("cyc");
         eprintln!(
             "100 cycles in {elapsed:?}: threads {threads_before} before, {threads_after} after, \
-             at most {grew} more between cycles; {frames_seen} frames; {teardown_errors} \
-             not-negotiated errors while stopping"
+             at most {grew} more between cycles; {frames_seen} frames"
         );
         assert!(
             threads_after <= threads_before + 2,
@@ -627,11 +633,8 @@ fn hundred_rapid_state_cycles_neither_crash_nor_leak_threads() {
 /// PLAYING then NULL at once, 100 times: the pipeline goes down while vssdec outputs its first
 /// picture. Nothing is wrong with the stream, so nothing may be posted as an error.
 #[test]
-#[ignore = "bug: vssdec maps a failed negotiation to not-negotiated even when its src pad is \
-            flushing (element going PAUSED->READY); h264parse then posts 'Internal data stream \
-            error ... not-negotiated' while the pipeline stops (avdec_h264 returns flushing)"]
 fn stopping_mid_negotiation_posts_no_error() {
-    within("stop mid-negotiation", Duration::from_secs(300), || {
+    within("stop mid-negotiation", Duration::from_secs(600), || {
         init();
         let watched = cycling_pipeline("faults-stop-mid-negotiation");
         let mut errors = Vec::new();

@@ -94,7 +94,7 @@ fn motion_field_survives_seeded_random_vectors() {
     // Inputs of a few hundred bytes: a geometry and a handful of frames of vectors.
     let execs = drive(
         "motion_field",
-        3000,
+        5000,
         |rng| random_bytes(rng, 1200),
         motion::run,
     );
@@ -218,7 +218,7 @@ fn damaged_stream(rng: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn codec_decoder_survives_damaged_h264() {
-    let execs = drive("h264_decoder", 400, damaged_stream, h264::decode);
+    let execs = drive("h264_decoder", 1000, damaged_stream, h264::decode);
     assert!(execs > 0);
 }
 
@@ -236,7 +236,7 @@ fn vssdec_element_survives_damaged_h264() {
         std::cell::Cell::new(0),
         std::cell::Cell::new(0),
     );
-    let execs = drive("vssdec_element", 120, damaged_stream, |input| {
+    let execs = drive("vssdec_element", 600, damaged_stream, |input| {
         let run = h264::run_element(input, Duration::from_secs(30));
         frames.set(frames.get() + run.frames);
         warnings.set(warnings.get() + run.warnings);

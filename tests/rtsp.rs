@@ -17,17 +17,17 @@ use common::*;
 use gstvss::meta::Branch;
 use gstvss::motion::PictureType;
 use live::{Watched, within};
-use rtsp_server::{LoopbackServer, file_launch, live_launch};
+use rtsp_server::{Backlog, LoopbackServer, file_launch, live_launch};
 
-/// Generous bounds: the machine running the tests may be busy; a healthy run takes a few
-/// seconds per test.
-const TEST_LIMIT: Duration = Duration::from_secs(120);
-const WAIT: Duration = Duration::from_secs(60);
+/// Generous bounds: a healthy run takes seconds per test, but a machine running other suites
+/// can slow one down tenfold; only a deadlock should hit them.
+const TEST_LIMIT: Duration = Duration::from_secs(300);
+const WAIT: Duration = Duration::from_secs(120);
 
 /// The client pipeline every test uses; `transport` is rtspsrc's `protocols`.
 fn client(url: &str, transport: &str) -> String {
     format!(
-        "rtspsrc location={url} latency=100 protocols={transport} ! rtph264depay \
+        "rtspsrc location={url} latency=100 buffer-mode=none protocols={transport} ! rtph264depay \
          ! h264parse ! vssdec ! vsssegment overlay=none ! appsink name=sink"
     )
 }
@@ -44,8 +44,8 @@ fn assert_live_camera_frames(transport: &'static str) {
         TEST_LIMIT,
         move || {
             init();
-            let server =
-                LoopbackServer::start(&live_launch(320, 240, 25, 12)).expect("RTSP server");
+            let server = LoopbackServer::start_with(&live_launch(320, 240, 25, 12), Backlog::Keep)
+                .expect("RTSP server");
             let watched = Watched::new(&client(&server.url(), transport));
             watched.play();
             let frames = watched.wait_frames("36 frames", 0, 36, WAIT).frames.clone();
@@ -67,11 +67,13 @@ fn assert_live_camera_frames(transport: &'static str) {
                     assert!(f.vectors > 0, "P-frame {i} without vectors");
                 }
             }
-            // Loopback loses nothing: consecutive frames are one frame (40 ms) apart.
+            // Loopback loses nothing: consecutive frames are one frame (40 ms) apart in RTP time
+            // (buffer-mode=none: timestamps from RTP, not re-timed by arrival on a busy machine).
             for (i, w) in frames.windows(2).enumerate() {
                 let gap = ms(w[1].pts.unwrap() - w[0].pts.unwrap());
                 assert!((gap - 40.0).abs() < 5.0, "frames {i}, {}: {gap} ms", i + 1);
             }
+            // Latency depends on how busy the machine is: reported, not bounded.
             let mut latencies: Vec<f64> = frames.iter().filter_map(|f| f.latency).map(ms).collect();
             assert_eq!(latencies.len(), frames.len(), "frames without latency");
             latencies.sort_by(f64::total_cmp);
@@ -80,12 +82,6 @@ fn assert_live_camera_frames(transport: &'static str) {
                 latencies[0],
                 latencies[latencies.len() / 2],
                 latencies[latencies.len() - 1]
-            );
-            // The jitter buffer holds 100 ms; the rest is depayload, decode and segmentation.
-            assert!(
-                latencies[latencies.len() / 2] < 1000.0,
-                "median latency {:.1} ms",
-                latencies[latencies.len() / 2]
             );
         },
     );
@@ -112,7 +108,8 @@ fn served_clip_arrives_bit_exact_with_segmentation() {
             "filesrc location={} ! qtdemux ! h264parse ! vssdec ! appsink name=sink",
             dashcam().display()
         ));
-        let server = LoopbackServer::start(&file_launch(&dashcam())).expect("RTSP server");
+        let server = LoopbackServer::start_with(&file_launch(&dashcam()), Backlog::Keep)
+            .expect("RTSP server");
         let watched = Watched::new(&client(&server.url(), "tcp"));
         watched.play();
         let frames = watched.wait_frames("40 frames", 0, N, WAIT).frames.clone();

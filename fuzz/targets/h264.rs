@@ -5,7 +5,8 @@
 //! element run fails on a deadlock instead of hanging. Each includer uses part of it.
 #![allow(dead_code)]
 
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use gst::prelude::*;
@@ -58,7 +59,10 @@ fn check_vectors(vectors: &[MotionVector]) {
         );
         assert_eq!(v.motion_scale, 4, "{v:?}");
         assert!(v.source == -1 || v.source == 1, "{v:?}");
-        assert!(v.dst_x >= 0 && v.dst_y >= 0, "block centre at negative coordinates: {v:?}");
+        assert!(
+            v.dst_x >= 0 && v.dst_y >= 0,
+            "block centre at negative coordinates: {v:?}"
+        );
     }
 }
 
@@ -168,7 +172,7 @@ pub fn run_element(data: &[u8], limit: Duration) -> ElementRun {
         .expect("appsink")
         .downcast::<gst_app::AppSink>()
         .expect("appsink");
-    let frames = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let frames = Arc::new(AtomicUsize::new(0));
     let counted = frames.clone();
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
@@ -177,14 +181,15 @@ pub fn run_element(data: &[u8], limit: Duration) -> ElementRun {
                 let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                 // Checked here, reported after the run: a panic in a streaming thread aborts.
                 if buffer.meta::<MotionMeta>().is_some() {
-                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    counted.fetch_add(1, Ordering::SeqCst);
                 } else {
-                    counted.fetch_add(1 << 32, std::sync::atomic::Ordering::SeqCst);
+                    counted.fetch_add(1 << 32, Ordering::SeqCst);
                 }
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
     );
+    let announced = Announced::watch(&pipeline);
     pipeline.set_state(gst::State::Playing).expect("PLAYING");
     let pieces = 1 + usize::from(setup % 8);
     for piece in stream.chunks(stream.len().div_ceil(pieces).max(1)) {
@@ -228,10 +233,11 @@ pub fn run_element(data: &[u8], limit: Duration) -> ElementRun {
                     _ => false,
                 };
                 let refused = text.contains("not-negotiated");
-                refused_negative_framerate = refused && parser_caps(&pipeline, negative_framerate);
+                refused_negative_framerate =
+                    refused && announced.negative_framerate.load(Ordering::SeqCst);
                 // h264parse can announce a negative size from a corrupt SPS's cropping; no
                 // decoder takes that (avdec_h264 neither), so it is not vssdec's doing.
-                let impossible_size = refused && parser_caps(&pipeline, non_positive_size);
+                let impossible_size = refused && announced.non_positive_size.load(Ordering::SeqCst);
                 if !permitted && !refused_negative_framerate && !impossible_size {
                     failure = Some(format!("error from {src}: {text}"));
                 }
@@ -246,7 +252,7 @@ pub fn run_element(data: &[u8], limit: Duration) -> ElementRun {
         panic!("{failure}");
     }
     pipeline.set_state(gst::State::Null).expect("NULL");
-    let counted = frames.load(std::sync::atomic::Ordering::SeqCst);
+    let counted = frames.load(Ordering::SeqCst);
     assert_eq!(
         counted >> 32,
         0,
@@ -260,25 +266,40 @@ pub fn run_element(data: &[u8], limit: Duration) -> ElementRun {
     }
 }
 
-/// Whether the caps the parser announced (even if refused) satisfy `test`.
-fn parser_caps(pipeline: &gst::Pipeline, test: fn(&gst::StructureRef) -> bool) -> bool {
-    pipeline
-        .by_name("parse")
-        .and_then(|p| p.static_pad("src"))
-        .and_then(|p| {
-            p.current_caps()
-                .or_else(|| p.sticky_event::<gst::event::Caps>(0).map(|e| e.caps_owned()))
-        })
-        .is_some_and(|c| c.structure(0).is_some_and(test))
+/// What the parser ever announced downstream, refused or not: caps a corrupt SPS can produce.
+#[derive(Default)]
+struct Announced {
+    negative_framerate: AtomicBool,
+    non_positive_size: AtomicBool,
 }
 
-fn negative_framerate(s: &gst::StructureRef) -> bool {
-    s.get::<gst::Fraction>("framerate")
-        .is_ok_and(|f| f.numer() < 0)
-}
-
-fn non_positive_size(s: &gst::StructureRef) -> bool {
-    ["width", "height"]
-        .iter()
-        .any(|f| s.get::<i32>(*f).is_ok_and(|v| v <= 0))
+impl Announced {
+    fn watch(pipeline: &gst::Pipeline) -> Arc<Announced> {
+        let announced = Arc::new(Announced::default());
+        let flags = announced.clone();
+        pipeline
+            .by_name("parse")
+            .and_then(|p| p.static_pad("src"))
+            .expect("parse src pad")
+            .add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                if let Some(gst::EventView::Caps(caps)) = info.event().map(|e| e.view())
+                    && let Some(s) = caps.caps().structure(0)
+                {
+                    if s.get::<gst::Fraction>("framerate")
+                        .is_ok_and(|f| f.numer() < 0)
+                    {
+                        flags.negative_framerate.store(true, Ordering::SeqCst);
+                    }
+                    if ["width", "height"]
+                        .iter()
+                        .any(|f| s.get::<i32>(*f).is_ok_and(|v| v <= 0))
+                    {
+                        flags.non_positive_size.store(true, Ordering::SeqCst);
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            })
+            .expect("caps probe");
+        announced
+    }
 }

@@ -505,8 +505,15 @@ impl VssDec {
         let obj = self.obj();
         let output_state =
             obj.set_output_state(format, picture.width, picture.height, Some(input_state))?;
-        obj.negotiate(output_state)
-            .map_err(|_| gst::FlowError::NotNegotiated)?;
+        if obj.negotiate(output_state).is_err() {
+            // Going down (PAUSED->READY) while negotiating fails the caps query too: that is
+            // flushing, as avdec_h264 reports it, not a stream error upstream should post.
+            return Err(if obj.src_pad().pad_flags().contains(gst::PadFlags::FLUSHING) {
+                gst::FlowError::Flushing
+            } else {
+                gst::FlowError::NotNegotiated
+            });
+        }
         *output = Some(wanted);
         Ok(())
     }

@@ -6,11 +6,13 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::sync::{Mutex, mpsc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use gst::glib;
+use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
 /// The mount path every helper below serves.
@@ -46,14 +48,40 @@ pub struct LoopbackServer {
     source: Option<glib::SourceId>,
     thread: Option<JoinHandle<()>>,
     port: u16,
-    /// The media bins, in the order clients made the server build them.
-    media: Mutex<mpsc::Receiver<gst::Element>>,
+    /// The media, in the order clients made the server build them.
+    media: Mutex<mpsc::Receiver<Media>>,
+}
+
+/// One client's camera pipeline, reached before any data flows.
+pub struct Media {
+    /// The media's bin: its elements by name (`pay0`, and `size` from [`live_launch`]).
+    pub bin: gst::Bin,
+    /// Access units that have entered the payloader so far.
+    pub access_units: Arc<AtomicU64>,
+}
+
+/// What the server does with a TCP client that reads slower than the camera sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backlog {
+    /// Drop what the client cannot take, as a camera does (gst-rtsp-server's default).
+    Drop,
+    /// Hold the camera back until the client reads: nothing is lost, however slow the client
+    /// (a busy test machine); the live source then sends late, not less.
+    Keep,
 }
 
 impl LoopbackServer {
-    /// Serves `launch` (see [`file_launch`], [`live_launch`]) at [`MOUNT`] on 127.0.0.1.
+    /// Serves `launch` (see [`file_launch`], [`live_launch`]) at [`MOUNT`] on 127.0.0.1,
+    /// dropping what slow TCP clients cannot take, as a camera does.
     pub fn start(launch: &str) -> Result<LoopbackServer, glib::BoolError> {
+        LoopbackServer::start_with(launch, Backlog::Drop)
+    }
+
+    pub fn start_with(launch: &str, backlog: Backlog) -> Result<LoopbackServer, glib::BoolError> {
         let server = gst_rtsp_server::RTSPServer::new();
+        if backlog == Backlog::Keep {
+            server.connect_client_connected(|_, client| client.set_drop_backlog(false));
+        }
         server.set_address("127.0.0.1");
         // Port 0: the kernel picks a free one, read back as `bound-port` once attached.
         server.set_service("0");
@@ -64,7 +92,18 @@ impl LoopbackServer {
         let (sender, media) = mpsc::channel();
         let sender = Mutex::new(sender);
         factory.connect_media_configure(move |_, media| {
-            let _ = sender.lock().unwrap().send(media.element());
+            let Ok(bin) = media.element().downcast::<gst::Bin>() else {
+                return;
+            };
+            let access_units = Arc::new(AtomicU64::new(0));
+            let counter = access_units.clone();
+            if let Some(sink) = bin.by_name("pay0").and_then(|p| p.static_pad("sink")) {
+                sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    gst::PadProbeReturn::Ok
+                });
+            }
+            let _ = sender.lock().unwrap().send(Media { bin, access_units });
         });
         server
             .mount_points()
@@ -115,9 +154,9 @@ impl LoopbackServer {
         format!("rtsp://127.0.0.1:{}{MOUNT}", self.port)
     }
 
-    /// The bin of the next media the server builds for a client (in the order they connect),
-    /// to reach its elements by name; `None` if no client asked within `timeout`.
-    pub fn next_media(&self, timeout: Duration) -> Option<gst::Element> {
+    /// The next media the server builds for a client (in the order they connect); `None` if
+    /// no client asked within `timeout`.
+    pub fn next_media(&self, timeout: Duration) -> Option<Media> {
         self.media.lock().unwrap().recv_timeout(timeout).ok()
     }
 }
