@@ -140,10 +140,6 @@ pub fn decode(data: &[u8]) {
 pub struct ElementRun {
     pub frames: usize,
     pub warnings: usize,
-    /// The known bug (`negative_framerate_from_a_corrupt_sps_decodes_like_avdec_h264` in
-    /// `tests/fuzz.rs`): a corrupt SPS gave a negative frame rate, vssdec refused the caps and
-    /// the parser stopped with not-negotiated. Counted, not failed, until fixed.
-    pub refused_negative_framerate: bool,
 }
 
 /// The first byte picks how many pieces the stream is pushed in; the rest is the stream.
@@ -204,7 +200,6 @@ pub fn run_element(data: &[u8], limit: Duration) -> ElementRun {
     let bus = pipeline.bus().expect("bus");
     let mut warnings = 0;
     let mut failure = None;
-    let mut refused_negative_framerate = false;
     let deadline = std::time::Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -233,12 +228,10 @@ pub fn run_element(data: &[u8], limit: Duration) -> ElementRun {
                     _ => false,
                 };
                 let refused = text.contains("not-negotiated");
-                refused_negative_framerate =
-                    refused && announced.negative_framerate.load(Ordering::SeqCst);
                 // h264parse can announce a negative size from a corrupt SPS's cropping; no
                 // decoder takes that (avdec_h264 neither), so it is not vssdec's doing.
                 let impossible_size = refused && announced.non_positive_size.load(Ordering::SeqCst);
-                if !permitted && !refused_negative_framerate && !impossible_size {
+                if !permitted && !impossible_size {
                     failure = Some(format!("error from {src}: {text}"));
                 }
                 break;
@@ -262,14 +255,12 @@ pub fn run_element(data: &[u8], limit: Duration) -> ElementRun {
     ElementRun {
         frames: counted,
         warnings,
-        refused_negative_framerate,
     }
 }
 
 /// What the parser ever announced downstream, refused or not: caps a corrupt SPS can produce.
 #[derive(Default)]
 struct Announced {
-    negative_framerate: AtomicBool,
     non_positive_size: AtomicBool,
 }
 
@@ -285,11 +276,6 @@ impl Announced {
                 if let Some(gst::EventView::Caps(caps)) = info.event().map(|e| e.view())
                     && let Some(s) = caps.caps().structure(0)
                 {
-                    if s.get::<gst::Fraction>("framerate")
-                        .is_ok_and(|f| f.numer() < 0)
-                    {
-                        flags.negative_framerate.store(true, Ordering::SeqCst);
-                    }
                     if ["width", "height"]
                         .iter()
                         .any(|f| s.get::<i32>(*f).is_ok_and(|v| v <= 0))

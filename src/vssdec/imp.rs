@@ -217,8 +217,13 @@ impl ElementImpl for VssDec {
                         .build(),
                 )
                 .build();
-            let src_caps = gst_video::VideoCapsBuilder::new()
-                .format_list([
+            // Formats only, as avdec's template: size and frame-rate ranges here would be
+            // proxied upstream and refuse the odd rates a damaged SPS announces (a negative
+            // frame rate, say), which libavcodec decodes fine.
+            let src_caps = gst::Caps::builder("video/x-raw")
+                .field(
+                    "format",
+                    gst::List::new([
                     gst_video::VideoFormat::I420,
                     gst_video::VideoFormat::Nv12,
                     gst_video::VideoFormat::Y42b,
@@ -227,7 +232,9 @@ impl ElementImpl for VssDec {
                     gst_video::VideoFormat::I42010le,
                     gst_video::VideoFormat::I42210le,
                     gst_video::VideoFormat::Y44410le,
-                ])
+                    ]
+                    .map(|f| f.to_str())),
+                )
                 .build();
             vec![
                 gst::PadTemplate::new(
