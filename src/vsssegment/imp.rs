@@ -11,6 +11,8 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use once_cell::sync::Lazy;
 
+#[cfg(feature = "analytics-v1_26")]
+use super::analytics::AnalyticsLabels;
 use super::overlay::Palette;
 use crate::meta::{MotionMeta, Segmentation, SegmentationMeta};
 use crate::model::{
@@ -211,6 +213,9 @@ struct State {
     /// QoS degradation: where on the ladder, and the clock its reports are timed on.
     qos: QosLadder,
     started: std::time::Instant,
+    /// The standard analytics metas (GStreamer >= 1.26), and whether attaching them failed yet.
+    #[cfg(feature = "analytics-v1_26")]
+    analytics: (AnalyticsLabels, bool),
 }
 
 #[derive(Default)]
@@ -448,6 +453,8 @@ impl BaseTransformImpl for VssSegment {
         let classes: Arc<[ClassInfo]> = Arc::from(bundle.manifest().classes.clone());
         let model_name: Arc<str> = Arc::from(bundle.name());
         let palette = Palette::new(&classes);
+        #[cfg(feature = "analytics-v1_26")]
+        let analytics = (AnalyticsLabels::new(&classes), false);
         let config = SegmenterConfig {
             mode: settings.mode.into(),
             policy: settings.keyframe_policy(),
@@ -486,6 +493,8 @@ impl BaseTransformImpl for VssSegment {
             latency: gst::ClockTime::from_nseconds(latency.as_nanos() as u64),
             qos: QosLadder::new(settings.mode.into(), QosConfig::default()),
             started: std::time::Instant::now(),
+            #[cfg(feature = "analytics-v1_26")]
+            analytics,
         });
         Ok(())
     }
@@ -778,8 +787,32 @@ impl VssSegment {
                     .build(),
             );
         }
+        #[cfg(feature = "analytics-v1_26")]
+        self.attach_analytics(state, buf, &segmentation, &info);
         SegmentationMeta::add(buf, segmentation);
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// GstAnalyticsRelationMeta beside our own meta; a failure is warned about once, then
+    /// logged at debug level, and never stops the stream.
+    #[cfg(feature = "analytics-v1_26")]
+    fn attach_analytics(
+        &self,
+        state: &mut State,
+        buf: &mut gst::BufferRef,
+        segmentation: &Segmentation,
+        info: &gst_video::VideoInfo,
+    ) {
+        let (labels, failed) = &mut state.analytics;
+        match labels.attach(buf, segmentation, info.width(), info.height()) {
+            Ok((seg_id, cls_id)) => {
+                gst::trace!(CAT, imp = self, "analytics mtds {seg_id} -> {cls_id}");
+            }
+            Err(e) if !std::mem::replace(failed, true) => {
+                gst::warning!(CAT, imp = self, "analytics meta not attached: {e}");
+            }
+            Err(e) => gst::debug!(CAT, imp = self, "analytics meta not attached: {e}"),
+        }
     }
 }
 

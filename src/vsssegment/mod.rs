@@ -7,10 +7,15 @@
 //! ```
 //! Each output buffer carries a [`crate::meta::SegmentationMeta`], and, with `overlay`, the
 //! coloured class map as a GstVideoOverlayCompositionMeta or blended into the pixels.
+//! Built with the `analytics-v1_26` feature (GStreamer >= 1.26), it also attaches the standard
+//! GstAnalyticsRelationMeta with a segmentation and a classification mtd (`analytics.rs`;
+//! compile-checked only, never run in this project's CI).
 
 use gst::glib;
 use gst::prelude::*;
 
+#[cfg(feature = "analytics-v1_26")]
+mod analytics;
 mod imp;
 mod overlay;
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Compile-checks the `analytics-v1_26` feature (GstAnalyticsSegmentationMtd, GStreamer >= 1.26)
+# on a system with an older GStreamer, such as Debian 12's 1.22 that this project builds on.
+#
+# Type-checking needs no GStreamer 1.26 library, only the -sys crates' build scripts to accept
+# it: system-deps asks pkg-config for gstreamer-1.0 >= 1.26 and gstreamer-analytics-1.0 >= 1.26
+# and fails. SYSTEM_DEPS_<NAME>_NO_PKG_CONFIG skips that probe and SYSTEM_DEPS_<NAME>_LIB names
+# the library to link, which `cargo check` never does. Nothing here links or runs the feature.
+#
+# --release shares the build scripts' outputs (libtorch's C++ wrapper) with the release build
+# of scripts/setup.sh, so after it this only checks the crates again (about a minute).
+# Uses clippy (warnings as errors) when it is installed, else cargo check.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export LIBTORCH_USE_PYTORCH=1
+export PATH="$PWD/.venv/bin:$PATH"
+export SYSTEM_DEPS_GSTREAMER_1_0_NO_PKG_CONFIG=1
+export SYSTEM_DEPS_GSTREAMER_1_0_LIB=gstreamer-1.0
+export SYSTEM_DEPS_GSTREAMER_ANALYTICS_1_0_NO_PKG_CONFIG=1
+export SYSTEM_DEPS_GSTREAMER_ANALYTICS_1_0_LIB=gstanalytics-1.0
+
+args=(--release --lib --features analytics-v1_26)
+if cargo clippy --version >/dev/null 2>&1; then
+  cargo clippy "${args[@]}" -- -D warnings
+else
+  cargo check "${args[@]}"
+fi
