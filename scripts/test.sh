@@ -10,5 +10,7 @@ unset GST_PLUGIN_PATH
 
 echo "== cargo test =="
 cargo test --release --all-targets
+echo "== analytics-v1_26: compile check only (GStreamer >= 1.26 API, not run here) =="
+bash scripts/check-analytics.sh
 echo "== pytest models/tests =="
 .venv/bin/python -m pytest models/tests -q
