@@ -243,18 +243,11 @@ impl Segmenter {
             || matches!(self.config.policy, KeyframePolicy::Adaptive { .. })
     }
 
-    /// Segments one frame. libtorch work runs on the executor ([`executor`]); with
-    /// `async_keyframes` the rest (motion, warp) stays on the calling thread, so frames keep
-    /// flowing while a keyframe's inference runs there.
+    /// Segments one frame. libtorch work runs on the executor ([`executor`]); the rest
+    /// (motion, warp) stays on the calling thread, so a non-keyframe in `warp` mode costs no
+    /// thread hop, and with `async_keyframes` frames keep flowing while a keyframe's inference
+    /// runs there.
     pub fn process(&mut self, input: &FrameInput) -> Result<FrameResult, SegmentError> {
-        if self.config.async_keyframes {
-            self.process_here(input)
-        } else {
-            executor::run(|| self.process_here(input))
-        }
-    }
-
-    fn process_here(&mut self, input: &FrameInput) -> Result<FrameResult, SegmentError> {
         let start = Instant::now();
         if input.reset {
             self.reset();

@@ -413,37 +413,32 @@ impl MotionField {
         let cols = self.cols();
         let rows = self.rows();
         let cell = self.geometry.cell as f32;
+        let grid = (cols, rows);
         for row in 0..rows {
             let cy = (row as f32 + 0.5) * cell;
+            let line = row * cols..(row + 1) * cols;
+            let (step_dx, step_dy) = (&step.dx[line.clone()], &step.dy[line.clone()]);
+            let step_uncovered = &step.uncovered[line.clone()];
+            let (out_dx, out_dy) = (&mut self.dx[line.clone()], &mut self.dy[line.clone()]);
+            let out_uncovered = &mut self.uncovered[line];
             for col in 0..cols {
-                let i = row * cols + col;
                 let cx = (col as f32 + 0.5) * cell;
-                let sx = cx + step.dx[i];
-                let sy = cy + step.dy[i];
-                let (ax, ay) = previous.sample(sx, sy);
-                self.dx[i] = step.dx[i] + ax;
-                self.dy[i] = step.dy[i] + ay;
-                let source_uncovered = match previous.cell_at(sx, sy) {
-                    Some(j) => previous.uncovered[j],
-                    None => true,
-                };
+                let sx = cx + step_dx[col];
+                let sy = cy + step_dy[col];
+                let ax = Axis::at(sx / cell - 0.5, cols);
+                let ay = Axis::at(sy / cell - 0.5, rows);
+                let (px, py) = previous.sample_axes(&ax, &ay);
+                let (dx, dy) = (step_dx[col] + px, step_dy[col] + py);
+                out_dx[col] = dx;
+                out_dy[col] = dy;
+                let source_uncovered =
+                    cell_index(sx / cell, sy / cell, grid).is_none_or(|j| previous.uncovered[j]);
                 // The keyframe never saw content whose accumulated source is outside it.
-                let keyframe_outside = self.cell_at(cx + self.dx[i], cy + self.dy[i]).is_none();
-                self.uncovered[i] = step.uncovered[i] || source_uncovered || keyframe_outside;
+                let keyframe_outside = cell_index((cx + dx) / cell, (cy + dy) / cell, grid).is_none();
+                out_uncovered[col] = step_uncovered[col] || source_uncovered || keyframe_outside;
             }
         }
         Ok(())
-    }
-
-    /// The cell containing pixel position `(x, y)`, `None` outside the grid.
-    fn cell_at(&self, x: f32, y: f32) -> Option<usize> {
-        let cell = self.geometry.cell as f32;
-        let col = (x / cell).floor();
-        let row = (y / cell).floor();
-        if col < 0.0 || row < 0.0 || col >= self.cols() as f32 || row >= self.rows() as f32 {
-            return None;
-        }
-        Some(row as usize * self.cols() + col as usize)
     }
 
     /// Bilinear displacement at pixel position `(x, y)`, clamped to the outermost cell centres.
@@ -562,6 +557,7 @@ impl MotionField {
         let frame_h = self.geometry.height as f32;
         let mut rows = out.chunks_exact_mut(w);
         let (mut gx, mut gy) = (vec![0.0f32; w], vec![0.0f32; w]);
+        let (mut ix, mut iy) = (vec![0u32; w], vec![0u32; w]);
         // Per row, in passes LLVM vectorises: normalised positions, then indices, then lookups.
         self.sample_rows(h, w, |y, xs, dx, dy| {
             for (((gx, gy), &x), (&dx, &dy)) in
@@ -570,11 +566,11 @@ impl MotionField {
                 *gx = 2.0 * (x + dx) / frame_w - 1.0;
                 *gy = 2.0 * (y + dy) / frame_h - 1.0;
             }
-            nearest_positions(&mut gx, w);
-            nearest_positions(&mut gy, h);
+            nearest_indices(&gx, w, &mut ix);
+            nearest_indices(&gy, h, &mut iy);
             let out_row = rows.next().expect("one output row per sampled row");
-            for ((out_px, &sx), &sy) in out_row.iter_mut().zip(&gx).zip(&gy) {
-                *out_px = map[sy as usize * w + sx as usize];
+            for ((out_px, &x), &y) in out_row.iter_mut().zip(&ix).zip(&iy) {
+                *out_px = map[y as usize * w + x as usize];
             }
         });
         Ok(())
@@ -671,19 +667,32 @@ impl Axis {
 }
 
 /// `grid_sample`'s nearest indices for normalised coordinates `g` on an axis of `n` pixels
-/// (`align_corners=False`, border padding), in place: unnormalise, clamp, round half to even.
-/// The results are whole numbers in `[0, n - 1]` (0 for NaN after the cast to an index).
-fn nearest_positions(g: &mut [f32], n: usize) {
-    // Adding and removing 2^23 rounds to a whole number, half to even (the default rounding
-    // mode), for 0 <= pos < 2^23: the same as round_ties_even, which is a libm call on
-    // baseline x86-64 and would stop the loop from vectorising. `* 0.5` is exactly `/ 2`.
+/// (`align_corners=False`, border padding): unnormalise, clamp, round half to even.
+/// The results are in `[0, n - 1]` (0 for NaN, as the clamp's `max` returns 0 then).
+fn nearest_indices(g: &[f32], n: usize, out: &mut [u32]) {
+    // Adding 2^23 rounds a number in [0, 2^23) to a whole one, half to even (the default
+    // rounding mode), and leaves it in the low mantissa bits: the index is the bits minus
+    // those of 2^23. Plain float and integer arithmetic that LLVM vectorises, where
+    // round_ties_even is a libm call on baseline x86-64 and a saturating `as` is scalar.
+    // `* 0.5` is exactly `/ 2`.
     const ROUND: f32 = 8_388_608.0;
-    let last = n.saturating_sub(1) as f32;
+    let last = n.saturating_sub(1).min(1 << 22) as f32;
     let n = n as f32;
-    for v in g {
-        let pos = (((*v + 1.0) * n - 1.0) * 0.5).clamp(0.0, last);
-        *v = (pos + ROUND) - ROUND;
+    for (index, &v) in out.iter_mut().zip(g) {
+        let pos = (((v + 1.0) * n - 1.0) * 0.5).max(0.0).min(last);
+        *index = (pos + ROUND).to_bits() - ROUND.to_bits();
     }
+}
+
+/// The cell at `(u, v)` in cell units (cell `c` spans `[c, c + 1)`) on a `(cols, rows)` grid,
+/// `None` outside it: `floor` by truncation after ruling out negatives, which keeps libm's
+/// `floorf` out of the per-cell loops on baseline x86-64.
+#[inline]
+fn cell_index(u: f32, v: f32, (cols, rows): (usize, usize)) -> Option<usize> {
+    if u < 0.0 || v < 0.0 || u >= cols as f32 || v >= rows as f32 {
+        return None;
+    }
+    Some(v as usize * cols + u as usize)
 }
 
 /// Cells `[from, to)` along one axis whose centre lies in the block of `size` pixels centred
