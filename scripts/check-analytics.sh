@@ -9,7 +9,7 @@
 #
 # --release shares the build scripts' outputs (libtorch's C++ wrapper) with the release build
 # of scripts/setup.sh, so after it this only checks the crates again (about a minute).
-# Uses clippy (warnings as errors) when it is installed, else cargo check.
+# `cargo check` only: a compile error fails the test run, a lint elsewhere in the crate does not.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -20,9 +20,4 @@ export SYSTEM_DEPS_GSTREAMER_1_0_LIB=gstreamer-1.0
 export SYSTEM_DEPS_GSTREAMER_ANALYTICS_1_0_NO_PKG_CONFIG=1
 export SYSTEM_DEPS_GSTREAMER_ANALYTICS_1_0_LIB=gstanalytics-1.0
 
-args=(--release --lib --features analytics-v1_26)
-if cargo clippy --version >/dev/null 2>&1; then
-  cargo clippy "${args[@]}" -- -D warnings
-else
-  cargo check "${args[@]}"
-fi
+cargo check --release --lib --features analytics-v1_26
