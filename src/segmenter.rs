@@ -59,7 +59,8 @@ impl Mode {
 pub struct SegmenterConfig {
     pub mode: Mode,
     pub policy: KeyframePolicy,
-    /// Side scale of the low-resolution branch (0 < s <= 1).
+    /// Side scale of the `lowres` mode (0 < s <= 1). `fusion` runs its low-res branch at the
+    /// scale the bundle was trained at (manifest `lowres_scale`).
     pub lowres_scale: f64,
     /// `warp` only: run keyframe inference in the background (on the libtorch executor). The frame that starts it, and
     /// those after it, are warped from the previous keyframe until the result is ready; then
@@ -137,6 +138,9 @@ pub struct Segmenter {
     estimated: Vec<MotionVector>,
     /// The last keyframe's class map at native size, row-major, for `warp`.
     key_map: Option<Arc<[u8]>>,
+    /// `fusion`: the last keyframe's feature map, and a reused buffer for its warp grid.
+    key_features: Option<Tensor>,
+    grid: Vec<f32>,
     /// Frames processed since the last reset, and the index of the frame `key_map` shows.
     frame_index: u64,
     key_index: u64,
@@ -185,6 +189,8 @@ impl Segmenter {
             estimator,
             estimated: Vec::new(),
             key_map: None,
+            key_features: None,
+            grid: Vec::new(),
             frame_index: 0,
             key_index: 0,
             pending: None,
@@ -222,6 +228,7 @@ impl Segmenter {
         }
         self.config.mode = mode;
         self.key_map = None;
+        self.key_features = None;
         self.pending = None;
         Ok(())
     }
@@ -231,6 +238,7 @@ impl Segmenter {
         self.scheduler.reset();
         self.estimator.reset();
         self.key_map = None;
+        self.key_features = None;
         self.pending = None;
         self.frame_index = 0;
         if let Some(track) = self.track.as_mut() {
@@ -239,7 +247,7 @@ impl Segmenter {
     }
 
     fn needs_motion(&self) -> bool {
-        self.config.mode == Mode::Warp
+        matches!(self.config.mode, Mode::Warp | Mode::Fusion)
             || matches!(self.config.policy, KeyframePolicy::Adaptive { .. })
     }
 
@@ -289,7 +297,12 @@ impl Segmenter {
             field: stats,
         };
         let mut decision = self.scheduler.decide(&facts);
-        if self.config.mode == Mode::Warp && self.key_map.is_none() && !decision.is_keyframe() {
+        let nothing_to_carry = match self.config.mode {
+            Mode::Warp => self.key_map.is_none(),
+            Mode::Fusion => self.key_features.is_none(),
+            _ => false,
+        };
+        if nothing_to_carry && !decision.is_keyframe() {
             // Nothing to warp from (e.g. after a failed keyframe): start afresh.
             self.scheduler.reset();
             decision = self.scheduler.decide(&FrameFacts {
@@ -337,6 +350,22 @@ impl Segmenter {
                 let map = self.warp_key_map(w, h)?;
                 (map, Branch::Warp, false, None, self.key_distance())
             }
+            (Mode::Fusion, Decision::Keyframe { reason }) => {
+                let (map, features) = self.infer_keyframe(input, native)?;
+                self.key_features = Some(features);
+                self.key_index = self.frame_index;
+                if let Some(track) = self.track.as_mut() {
+                    track.restart();
+                }
+                (map, Branch::Full, true, Some(reason), 0)
+            }
+            (Mode::Fusion, Decision::NonKeyframe { distance }) => (
+                self.fuse(input, native)?,
+                Branch::Fusion,
+                false,
+                None,
+                distance,
+            ),
             (_, Decision::Keyframe { reason }) => {
                 let map = self.infer(input, native, false)?;
                 if self.config.mode == Mode::Warp {
@@ -375,7 +404,7 @@ impl Segmenter {
                     distance,
                 )
             }
-            (mode @ (Mode::Fusion | Mode::Distributed), _) => {
+            (mode @ Mode::Distributed, _) => {
                 return Err(SegmentError::Unsupported {
                     mode: mode.as_str(),
                     wanted: "a trained temporal bundle".into(),
@@ -474,6 +503,44 @@ impl Segmenter {
                 class_map(&logits, h, w)?
             };
             to_arc(&map)
+        })
+    }
+
+    /// The keyframe branch: the class map and the feature map that later frames fuse.
+    fn infer_keyframe(
+        &self,
+        input: &FrameInput,
+        size: (u32, u32),
+    ) -> Result<(Arc<[u8]>, Tensor), SegmentError> {
+        let bundle = &self.bundle;
+        executor::run(|| {
+            let image = frame_to_rgb(&input.frame, size, input.colorimetry, bundle.device())?;
+            let (logits, features) = bundle.keyframe(&image)?;
+            Ok((to_arc(&class_map(&logits, size.0, size.1)?)?, features))
+        })
+    }
+
+    /// AR-Seg on a non-keyframe: the keyframe features warped along the motion accumulated
+    /// since the keyframe (the grid at the feature map's size, warped inside the module), the
+    /// frame at the bundle's low-res scale, fused by the module's `nonkeyframe`.
+    fn fuse(&mut self, input: &FrameInput, native: (u32, u32)) -> Result<Arc<[u8]>, SegmentError> {
+        let features = self
+            .key_features
+            .as_ref()
+            .expect("fusion keeps keyframe features")
+            .shallow_clone();
+        let size = features.size();
+        let (fh, fw) = (size[2] as usize, size[3] as usize);
+        let track = self.track.as_ref().expect("motion kept in fusion mode");
+        track.accumulated().write_grid(fh, fw, &mut self.grid);
+        let bundle = &self.bundle;
+        let grid = &self.grid;
+        let lowres = bundle.manifest().scaled_size(bundle.lowres_scale());
+        executor::run(move || {
+            let warped = bundle.warp_features(&features, grid)?;
+            let image = frame_to_rgb(&input.frame, lowres, input.colorimetry, bundle.device())?;
+            let (logits, _fused) = bundle.nonkeyframe(&image, &warped)?;
+            to_arc(&class_map(&logits, native.0, native.1)?)
         })
     }
 

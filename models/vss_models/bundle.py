@@ -22,6 +22,9 @@ class BundleError(ValueError):
     """A bundle that cannot be used; the message names the file and the field."""
 
 
+ARSEG_METHODS = ("keyframe", "nonkeyframe", "warp")  # beside forward (= keyframe)
+
+
 def _fail(source: Path, field: str, problem: str) -> BundleError:
     return BundleError(f"{source}: field '{field}' {problem}")
 
@@ -122,6 +125,15 @@ def validate_manifest(manifest: Any, source: Union[str, Path] = MANIFEST) -> Dic
     methods = _get(manifest, "methods", dict, source)
     if scheme == "image" and "forward" not in methods:
         raise _fail(source, "methods.forward", "is missing (required by scheme 'image')")
+    if scheme == "arseg":
+        for required in ARSEG_METHODS:
+            if required not in methods:
+                raise _fail(source, f"methods.{required}", "is missing (required by scheme 'arseg')")
+        scale = manifest.get("lowres_scale")
+        if scale is None:
+            raise _fail(source, "lowres_scale", "is missing (required by scheme 'arseg')")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+            raise _fail(source, "lowres_scale", f"must be in (0, 1], got {scale!r}")
     for mname, method in methods.items():
         if not isinstance(method, dict):
             raise _fail(source, f"methods.{mname}", "must be an object with inputs and outputs")

@@ -161,11 +161,15 @@ class ESPNet(nn.Module):
         self.up_l2 = nn.Sequential(nn.ConvTranspose2d(classes, classes, 2, 2, bias=False), BNPReLU(classes))
         self.classifier = nn.ConvTranspose2d(classes, classes, 2, 2, bias=False)
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def features(self, x: Tensor) -> Tensor:
+        """The map the final classifier reads: [N, classes, H/2, W/2]."""
         s2, s4, s8 = self.encoder.stages(x)
         up8 = self.up_l3(self.br(self.encoder.classifier(s8)))
         up4 = self.up_l2(self.combine_l2_l3(torch.cat([self.level3_C(s4), up8], 1)))
-        features = self.conv(torch.cat([up4, s2], 1))
+        return self.conv(torch.cat([up4, s2], 1))
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        features = self.features(x)
         return self.classifier(features), features
 
     def keep_classes(self, keep: List[int]) -> None:

@@ -90,11 +90,64 @@ impl Bundle {
             module,
             device,
         };
-        if bundle.manifest.scheme == Scheme::Image {
-            let (h, w) = bundle.manifest.native_size();
-            bundle.warm_up(h, w, passes.max(1))?;
+        match bundle.manifest.scheme {
+            Scheme::Image => {
+                let (h, w) = bundle.manifest.native_size();
+                bundle.warm_up(h, w, passes.max(1))?;
+            }
+            Scheme::Arseg => bundle.warm_up_arseg(passes.max(1))?,
+            Scheme::Tdnet => {}
         }
         Ok(bundle)
+    }
+
+    /// `arseg`: runs every method once (or `passes` times) at the native and low-res sizes
+    /// and checks the outputs against the manifest, so that a module missing a method or
+    /// returning other shapes fails at load, naming the file and the method.
+    fn warm_up_arseg(&self, passes: usize) -> Result<(), ModelError> {
+        let (h, w) = self.manifest.native_size();
+        let (lh, lw) = self.manifest.scaled_size(self.lowres_scale());
+        let grey = |h: u32, w: u32| {
+            Tensor::f_full(
+                [1, 3, i64::from(h), i64::from(w)],
+                128,
+                (Kind::Uint8, self.device),
+            )
+            .map_err(|e| self.contract_error(format!("warm-up input: {e}")))
+        };
+        let (image, image_lr) = (grey(h, w)?, grey(lh, lw)?);
+        for _ in 0..passes {
+            let (logits, features) = self.keyframe(&image)?;
+            self.check_outputs(h, w, &logits, &features)?;
+            let (fh, fw) = self.feature_size(h, w);
+            let identity = crate::motion::MotionField::new(w, h, crate::motion::DEFAULT_CELL_SIZE)
+                .map_err(|e| self.contract_error(format!("warm-up field: {e}")))?
+                .to_grid(fh as usize, fw as usize);
+            let warped = self.warp_features(&features, &identity)?;
+            if warped.size() != features.size() {
+                return Err(self.contract_error(format!(
+                    "method 'warp' returns {:?} for features {:?} (expected the same size)",
+                    warped.size(),
+                    features.size()
+                )));
+            }
+            let (logits, fused) = self.nonkeyframe(&image_lr, &warped)?;
+            self.check_outputs(h, w, &logits, &fused).map_err(|e| {
+                self.contract_error(format!("method 'nonkeyframe' on a {lh}x{lw} image: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `(height, width)` of the feature map for an `height x width` input.
+    pub fn feature_size(&self, height: u32, width: u32) -> (u32, u32) {
+        let (_, stride) = self.manifest.features();
+        (height / stride, width / stride)
+    }
+
+    /// The low-resolution branch's side scale: the manifest's for `arseg` bundles, else 0.5.
+    pub fn lowres_scale(&self) -> f64 {
+        self.manifest.lowres_scale.unwrap_or(0.5)
     }
 
     /// Runs `passes` forward calls on a grey `height x width` image and checks the outputs'
@@ -160,36 +213,140 @@ impl Bundle {
 
     fn forward_here(&self, image: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
         let m = &self.manifest;
-        if m.scheme != Scheme::Image {
-            return Err(ModelError::UnsupportedScheme {
-                bundle: m.name.clone(),
-                scheme: m.scheme,
-                method: "forward",
-                why: "(only 'image' bundles can run yet; the temporal schemes come with their \
-                      trained bundles)",
+        let method = match m.scheme {
+            Scheme::Image => "forward",
+            Scheme::Arseg => "keyframe",
+            Scheme::Tdnet => {
+                return Err(ModelError::UnsupportedScheme {
+                    bundle: m.name.clone(),
+                    scheme: m.scheme,
+                    method: "forward",
+                    why: "(tdnet bundles cannot run yet)",
+                });
+            }
+        };
+        self.check_image(image)?;
+        let image = self.on_device(image)?;
+        let output = self.call(method, vec![IValue::Tensor(image)])?;
+        self.pair(method, output)
+    }
+
+    /// `arseg`'s keyframe branch: the full-resolution network, as [`Bundle::forward`].
+    pub fn keyframe(&self, image: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
+        self.forward(image)
+    }
+
+    /// `arseg`'s non-keyframe branch: uint8 RGB `image_lr` (the frame at the low-res size) and
+    /// the keyframe features warped to this frame (`[1, C, H/stride, W/stride]` of the native
+    /// size) to `(logits [1, K, H, W], fused features)`.
+    pub fn nonkeyframe(
+        &self,
+        image_lr: &Tensor,
+        warped: &Tensor,
+    ) -> Result<(Tensor, Tensor), ModelError> {
+        self.need_arseg("nonkeyframe")?;
+        self.check_image(image_lr)?;
+        let (image_lr, warped) = (image_lr.shallow_clone(), warped.shallow_clone());
+        super::executor::run(move || {
+            let inputs = vec![
+                IValue::Tensor(self.on_device(&image_lr)?),
+                IValue::Tensor(self.on_device(&warped)?),
+            ];
+            let output = self.call("nonkeyframe", inputs)?;
+            self.pair("nonkeyframe", output)
+        })
+    }
+
+    /// `arseg`'s feature warp (inside the module: the definition training used):
+    /// `grid_sample(features, grid)`, bilinear, border padding, `align_corners=False`, with
+    /// `grid` from [`crate::motion::MotionField::to_grid`] at the features' size.
+    pub fn warp_features(&self, features: &Tensor, grid: &[f32]) -> Result<Tensor, ModelError> {
+        self.need_arseg("warp")?;
+        let size = features.size();
+        if size.len() != 4 || grid.len() as i64 != size[2] * size[3] * 2 {
+            return Err(ModelError::Shape {
+                what: "warp_features",
+                problem: format!(
+                    "features {size:?} need a grid of H x W x 2 values, got {}",
+                    grid.len()
+                ),
             });
         }
-        self.check_image(image)?;
-        let image = if image.device() == self.device {
-            image.shallow_clone()
+        let features = features.shallow_clone();
+        super::executor::run(move || {
+            let grid = Tensor::f_from_slice(grid)
+                .and_then(|t| t.f_view([1, size[2], size[3], 2]))
+                .and_then(|t| t.f_to_device(self.device))
+                .map_err(|e| self.inference_error(e))?;
+            let inputs = vec![
+                IValue::Tensor(self.on_device(&features)?),
+                IValue::Tensor(grid),
+            ];
+            match self.call("warp", inputs)? {
+                IValue::Tensor(t) => Ok(t),
+                _ => Err(self.contract_error("method 'warp' must return a tensor".into())),
+            }
+        })
+    }
+
+    fn need_arseg(&self, method: &'static str) -> Result<(), ModelError> {
+        let m = &self.manifest;
+        if m.scheme == Scheme::Arseg {
+            Ok(())
         } else {
-            image
-                .f_to_device(self.device)
-                .map_err(|e| self.inference_error(e))?
-        };
-        let output = tch::no_grad(|| self.module.forward_is(&[IValue::Tensor(image)]))
-            .map_err(|e| self.inference_error(e))?;
+            Err(ModelError::UnsupportedScheme {
+                bundle: m.name.clone(),
+                scheme: m.scheme,
+                method,
+                why: "(only 'arseg' bundles have it)",
+            })
+        }
+    }
+
+    fn on_device(&self, t: &Tensor) -> Result<Tensor, ModelError> {
+        if t.device() == self.device {
+            Ok(t.shallow_clone())
+        } else {
+            t.f_to_device(self.device)
+                .map_err(|e| self.inference_error(e))
+        }
+    }
+
+    /// Calls a module method without autograd; a missing method is a contract error naming
+    /// the file and the method.
+    fn call(&self, method: &str, inputs: Vec<IValue>) -> Result<IValue, ModelError> {
+        tch::no_grad(|| {
+            if method == "forward" {
+                self.module.forward_is(&inputs)
+            } else {
+                self.module.method_is(method, &inputs)
+            }
+        })
+        .map_err(|e| {
+            let text = e.to_string();
+            if text.contains(&format!("'{method}'")) && !text.contains("Expected") {
+                self.contract_error(format!("method '{method}': {}", first_line(&text)))
+            } else {
+                self.inference_error(e)
+            }
+        })
+    }
+
+    fn pair(&self, method: &str, output: IValue) -> Result<(Tensor, Tensor), ModelError> {
         match output {
             IValue::Tuple(mut items) if items.len() == 2 => {
                 let features = items.pop();
                 let logits = items.pop();
                 match (logits, features) {
                     (Some(IValue::Tensor(l)), Some(IValue::Tensor(f))) => Ok((l, f)),
-                    _ => Err(self
-                        .contract_error("forward must return (logits, features) tensors".into())),
+                    _ => Err(self.contract_error(format!(
+                        "{method} must return (logits, features) tensors"
+                    ))),
                 }
             }
-            _ => Err(self.contract_error("forward must return a tuple (logits, features)".into())),
+            _ => {
+                Err(self.contract_error(format!("{method} must return a tuple (logits, features)")))
+            }
         }
     }
 
@@ -262,6 +419,10 @@ impl Bundle {
         names.dedup();
         names
     }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
 }
 
 /// Folders holding bundles by name, in search order.

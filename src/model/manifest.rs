@@ -88,7 +88,7 @@ pub struct FileSpec {
 }
 
 /// manifest.json, field for field. Unknown fields are ignored, as the contract allows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format_version: u64,
     pub name: String,
@@ -103,7 +103,13 @@ pub struct Manifest {
     pub files: FileSpec,
     pub source: String,
     pub license: String,
+    /// `arseg`: the side scale the low-resolution branch was trained at (0 < s <= 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lowres_scale: Option<f64>,
 }
+
+/// The methods an `arseg` module exports beside `forward` (= `keyframe`).
+pub const ARSEG_METHODS: [&str; 3] = ["keyframe", "nonkeyframe", "warp"];
 
 impl Manifest {
     /// Reads and checks `path` (a manifest.json).
@@ -215,6 +221,26 @@ impl Manifest {
                 "methods.forward",
                 "is missing (required by scheme 'image')".into(),
             );
+        }
+        if self.scheme == Scheme::Arseg {
+            for method in ARSEG_METHODS {
+                if !self.methods.contains_key(method) {
+                    return fail(
+                        &format!("methods.{method}"),
+                        "is missing (required by scheme 'arseg')".into(),
+                    );
+                }
+            }
+            match self.lowres_scale {
+                Some(s) if s > 0.0 && s <= 1.0 => {}
+                Some(s) => return fail("lowres_scale", format!("must be in (0, 1], got {s}")),
+                None => {
+                    return fail(
+                        "lowres_scale",
+                        "is missing (required by scheme 'arseg')".into(),
+                    );
+                }
+            }
         }
         for (name, method) in &self.methods {
             for (key, list) in [("inputs", &method.inputs), ("outputs", &method.outputs)] {

@@ -31,7 +31,7 @@ pub use bundle::{
 pub use device::{load_cuda, parse_device, set_threads, threads};
 pub use error::ModelError;
 pub use manifest::{
-    ClassInfo, FORMAT_VERSION, FeatureSpec, FileSpec, InputSpec, MANIFEST_FILE, Manifest,
+    ARSEG_METHODS, ClassInfo, FORMAT_VERSION, FeatureSpec, FileSpec, InputSpec, MANIFEST_FILE, Manifest,
     MethodSpec, Scheme,
 };
 pub use postprocess::{class_map, class_map_bilinear, copy_u8, resize_nearest, to_vec_u8};

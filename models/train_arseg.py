@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""Trains the AR-Seg branch of the `arseg` bundle (FST) on camvid-motion train sequences.
+
+    .venv/bin/python models/camvid_motion.py --split train          # the labelled videos, once
+    .venv/bin/python models/train_arseg.py prepare                  # decode + cache (~5 min)
+    nice -n 10 .venv/bin/python models/train_arseg.py train --minutes 90   # resumes by itself
+    .venv/bin/python models/train_arseg.py status                   # last checkpoints, val mIoU
+
+`prepare` decodes every train sequence's p.mp4 with PyAV (`flags2=+export_mvs`, the vectors
+vssdec exports), converts frames to RGB exactly as the element does (YUV planes resized
+bilinearly, antialiased when shrinking, then the BT.601 limited matrix), accumulates the
+vectors back to each GOP's I-frame with `motion.py` (the twin of the Rust field) and writes the
+grid `to_grid` makes at the feature map's size. The frozen keyframe network's features of every
+frame are cached too (fp16): the keyframe's are warped, the frame's own are the FST target.
+Everything lands in models/.cache/arseg/<scale>/ as .npy memory maps.
+
+`train` runs FST: keyframe network and shared classifier frozen; the low-res branch (BN
+statistics frozen) and CReFF learn from cross-entropy (void ignored) + MSE(fused map, full-res
+map of the same frame). Pairs are (GOP's I-frame, frame at distance 1..11). Checkpoints
+(ckpt-<step>.pt, all kept, and best.pt by validation mIoU on held-out train sequences) go to
+the same folder; a new run resumes from the newest. export.py turns best.pt into the bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from vss_models import arseg, motion, paths, torchscript, zoo  # noqa: E402
+from vss_models.metrics import confusion, scores  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".cache" / "camvid-motion" / "train"
+CACHE = Path(__file__).resolve().parent / ".cache" / "arseg"
+BUNDLE = "camvid-espnet"
+VOID = 11
+VAL_SEQUENCES = 6  # the last ones: held out for choosing the checkpoint
+FEATURE_STRIDE = 2
+
+
+# --- the element's frame conversion (src/model/preprocess.rs), in torch --------------------
+
+
+def _resize(t: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """preprocess.rs `resize`: bilinear, align_corners=False, antialiased when a side shrinks."""
+    h, w = t.shape[2], t.shape[3]
+    if (h, w) == tuple(size):
+        return t
+    shrink = size[0] < h or size[1] < w
+    return F.interpolate(t, size=list(size), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def _bt601_limited() -> Tuple[torch.Tensor, torch.Tensor]:
+    """YuvColorimetry::rgb_matrix for BT.601 limited range, in f32 as the Rust code builds it."""
+    kr, kb = 0.299, 0.114
+    kg = 1.0 - kr - kb
+    ys, cs = 255.0 / 219.0, 255.0 / 224.0
+    m = [
+        [ys, 0.0, cs * 2.0 * (1.0 - kr)],
+        [ys, -cs * 2.0 * kb * (1.0 - kb) / kg, -cs * 2.0 * kr * (1.0 - kr) / kg],
+        [ys, cs * 2.0 * (1.0 - kb), 0.0],
+    ]
+    m32 = np.array(m, dtype=np.float64).astype(np.float32)
+    offset = np.array([16.0, 128.0, 128.0], np.float32)
+    bias = np.array([-sum(np.float32(a) * b for a, b in zip(row, offset)) for row in m32], np.float32)
+    return torch.from_numpy(m32), torch.from_numpy(bias).view(3, 1)
+
+
+MATRIX, BIAS = _bt601_limited()
+
+
+def yuv420_to_rgb(planes: np.ndarray, width: int, height: int, size: Tuple[int, int]) -> torch.Tensor:
+    """frame_to_rgb for an I420 frame (PyAV's [H*3/2, W] array): uint8 [1, 3, size]."""
+    y = torch.from_numpy(planes[:height].astype(np.float32))[None, None]
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    flat = planes[height:].reshape(-1)
+    u = flat[: cw * ch].reshape(ch, cw).astype(np.float32)
+    v = flat[cw * ch : 2 * cw * ch].reshape(ch, cw).astype(np.float32)
+    chroma = torch.from_numpy(np.stack([u, v]))[None]
+    yuv = torch.cat([_resize(y, size), _resize(chroma, size)], 1)
+    rgb = MATRIX @ yuv.reshape(1, 3, -1) + BIAS
+    return rgb.view(1, 3, size[0], size[1]).round().clamp(0, 255).to(torch.uint8)
+
+
+# --- prepare -------------------------------------------------------------------------------
+
+
+def decode(video: Path):
+    """(I420 planes, picture type letter, vectors or None) per frame, presentation order."""
+    import av
+
+    types = {1: "I", 2: "P", 3: "B"}
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.options = {"flags2": "+export_mvs"}
+        for frame in container.decode(stream):
+            side = frame.side_data.get("MOTION_VECTORS")
+            vectors = side.to_ndarray() if side is not None else []
+            yield frame.to_ndarray(format="yuv420p"), types.get(int(frame.pict_type), "?"), vectors
+
+
+def lowres_size(scale: float, native: Tuple[int, int], multiple: int) -> Tuple[int, int]:
+    """Manifest::scaled_size: each side rounded to the nearest multiple (half away from 0)."""
+
+    def side(s: int) -> int:
+        return max(int(math.floor(s * scale / multiple + 0.5)), 1) * multiple
+
+    return side(native[0]), side(native[1])
+
+
+def cache_dir(scale: float) -> Path:
+    return CACHE / f"scale-{scale:g}"
+
+
+def prepare(args) -> None:
+    torch.set_num_threads(args.threads)
+    spec = zoo.SPECS[BUNDLE]
+    native = tuple(spec.native_size)
+    lr_size = lowres_size(args.scale, native, spec.size_multiple)
+    feat_size = (native[0] // FEATURE_STRIDE, native[1] // FEATURE_STRIDE)
+    seqs = sorted(p for p in DATA.iterdir() if (p / "p.mp4").is_file())
+    if not seqs:
+        raise SystemExit(f"no sequences in {DATA}: run models/camvid_motion.py --split train")
+    frames = json.loads((seqs[0] / "meta.json").read_text())["frames"]
+    n = len(seqs) * frames
+    out = cache_dir(args.scale)
+    out.mkdir(parents=True, exist_ok=True)
+    keynet = torchscript.image_module(spec, channels_last=True)
+
+    def mm(name, shape, dtype):
+        return np.lib.format.open_memmap(out / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+    lowres = mm("lowres", (n, 3, *lr_size), np.uint8)
+    grids = mm("grids", (n, *feat_size, 2), np.float32)
+    feats = mm("features", (n, 12, *feat_size), np.float16)
+    labels = mm("labels", (n, *native), np.uint8)
+    index = np.zeros((n, 4), np.int64)  # sequence, frame, keyframe row, distance
+    start = time.time()
+    for s, seq in enumerate(seqs):
+        key_row, distance = -1, 0
+        field = None
+        anchor = None
+        for f, (planes, kind, vectors) in enumerate(decode(seq / "p.mp4")):
+            if f >= frames:
+                break
+            row = s * frames + f
+            if kind == "I" or key_row < 0:
+                key_row, distance = row, 0
+                field = anchor = motion.zero_field(native[1], native[0], 4)
+            else:
+                distance += 1
+                base = anchor if kind == "P" else field
+                field = motion.accumulate(base, motion.paint(vectors, native[1], native[0], 4))
+                if kind != "B":
+                    anchor = field
+            full = yuv420_to_rgb(planes, native[1], native[0], native)
+            lowres[row] = yuv420_to_rgb(planes, native[1], native[0], lr_size)[0].numpy()
+            grids[row] = motion.to_grid(field, *feat_size)
+            with torch.no_grad():
+                feats[row] = keynet(full)[1][0].numpy().astype(np.float16)
+            labels[row] = np.asarray(_png(seq / "labels" / f"{f:06d}.png"))
+            index[row] = (s, f, key_row, distance)
+        print(f"prepare {s + 1}/{len(seqs)} {seq.name} {time.time() - start:.0f} s", flush=True)
+    np.save(out / "index.npy", index)
+    (out / "info.json").write_text(
+        json.dumps({"scale": args.scale, "lowres_size": lr_size, "sequences": len(seqs), "frames": frames})
+    )
+    for m in (lowres, grids, feats, labels):
+        m.flush()
+
+
+def _png(path: Path):
+    from PIL import Image
+
+    return Image.open(path)
+
+
+# --- train ---------------------------------------------------------------------------------
+
+
+class Pairs:
+    """The cached data as training pairs: rows at distance >= 1 and their keyframe rows."""
+
+    def __init__(self, folder: Path):
+        if not (folder / "info.json").is_file():
+            raise SystemExit(f"{folder}: no prepared data; run `train_arseg.py prepare` first")
+        self.info = json.loads((folder / "info.json").read_text())
+        self.lowres = np.load(folder / "lowres.npy", mmap_mode="r")
+        self.grids = np.load(folder / "grids.npy", mmap_mode="r")
+        self.features = np.load(folder / "features.npy", mmap_mode="r")
+        self.labels = np.load(folder / "labels.npy", mmap_mode="r")
+        self.index = np.load(folder / "index.npy")
+        val_from = self.info["sequences"] - VAL_SEQUENCES
+        pairs = self.index[:, 3] >= 1
+        self.train_rows = np.nonzero(pairs & (self.index[:, 0] < val_from))[0]
+        self.val_rows = np.nonzero(pairs & (self.index[:, 0] >= val_from))[0]
+
+    def batch(self, rows) -> Dict[str, torch.Tensor]:
+        rows = np.sort(np.asarray(rows))
+        keys = self.index[rows, 2]
+        return {
+            "lowres": torch.from_numpy(np.stack([self.lowres[r] for r in rows])),
+            "grid": torch.from_numpy(np.stack([self.grids[r] for r in rows])),
+            "key": torch.from_numpy(np.stack([self.features[k] for k in keys]).astype(np.float32)),
+            "target": torch.from_numpy(np.stack([self.features[r] for r in rows]).astype(np.float32)),
+            "label": torch.from_numpy(np.stack([self.labels[r] for r in rows]).astype(np.int64)),
+            "distance": torch.from_numpy(self.index[rows, 3]),
+        }
+
+
+def build_model(scale: float) -> arseg.ArsegSegmenter:
+    """The eager bundle module: frozen keyframe network, trainable low-res branch and CReFF."""
+    spec = zoo.SPECS[BUNDLE]
+    keynet = torchscript.image_module(spec, channels_last=False).net
+    lowres, creff = arseg.build(keynet)
+    p = spec.preprocessing
+    model = arseg.ArsegSegmenter(keynet, lowres, creff, p.channel_order, p.mean, p.std)
+    model.eval()  # BN statistics stay the pretrained ones; no dropout in ESPNet
+    for param in model.keyframe_net.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+def trainable(model: arseg.ArsegSegmenter):
+    return [
+        p for p in list(model.lowres_net.parameters()) + list(model.creff.parameters()) if p.requires_grad
+    ]
+
+
+def forward_pair(model: arseg.ArsegSegmenter, b: Dict[str, torch.Tensor], crop=None):
+    """(logits, fused map) of the non-keyframe branch, on the feature-map window `crop` =
+    (top, left, height, width) when given (the low-res branch always sees the whole frame)."""
+    warped = model.warp(b["key"], b["grid"])
+    low = model.lowres_features(b["lowres"], warped.shape[2], warped.shape[3])
+    if crop is None:
+        fused = model.creff(low, warped)
+    else:
+        fused = model.creff.forward_crop(low, warped, *crop)
+    logits = model.keyframe_net.classifier(fused)
+    return logits, fused
+
+
+def random_crop(rng, size: Tuple[int, int], crop: Tuple[int, int]):
+    h, w = min(crop[0], size[0]), min(crop[1], size[1])
+    return int(rng.integers(0, size[0] - h + 1)), int(rng.integers(0, size[1] - w + 1)), h, w
+
+
+def losses(model, b, mse_weight: float, crop=None):
+    logits, fused = forward_pair(model, b, crop)
+    label, target = b["label"], b["target"]
+    if crop is not None:
+        top, left, h, w = crop
+        s = FEATURE_STRIDE
+        label = label[:, s * top : s * (top + h), s * left : s * (left + w)]
+        target = target[:, :, top : top + h, left : left + w]
+    ce = F.cross_entropy(logits, label, ignore_index=VOID)
+    mse = F.mse_loss(fused, target)
+    return ce + mse_weight * mse, ce, mse, logits
+
+
+def validate(model, data: Pairs, limit: int, batch: int) -> Dict:
+    rows = data.val_rows[:: max(len(data.val_rows) // limit, 1)][:limit]
+    cm = np.zeros((11, 11), np.int64)
+    with torch.no_grad():
+        for i in range(0, len(rows), batch):
+            b = data.batch(rows[i : i + batch])
+            logits, _ = forward_pair(model, b)
+            pred = logits.argmax(1)
+            for p, t in zip(pred.numpy(), b["label"].numpy()):
+                cm += confusion(t, p, 11)
+    return {"miou": scores(cm).miou * 100.0, "pairs": int(len(rows))}
+
+
+def checkpoints(folder: Path) -> List[Path]:
+    return sorted(folder.glob("ckpt-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+
+
+def train(args) -> None:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    folder = cache_dir(args.scale)
+    data = Pairs(folder)
+    model = build_model(args.scale)
+    if args.train_lowres == "decoder":
+        for param in model.lowres_net.encoder.parameters():
+            param.requires_grad_(False)
+    params = [
+        {"params": [p for p in model.lowres_net.parameters() if p.requires_grad], "lr": args.lr},
+        {"params": list(model.creff.parameters()), "lr": args.lr * args.creff_lr_mult},
+    ]
+    opt = torch.optim.Adam(params)
+    step, best = 0, -1.0
+    rng = np.random.default_rng(args.seed)
+    existing = checkpoints(folder)
+    if existing:
+        ckpt = torch.load(existing[-1], map_location="cpu", weights_only=False)
+        model.lowres_net.load_state_dict(ckpt["lowres_net"])
+        model.creff.load_state_dict(ckpt["creff"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, best = ckpt["step"], ckpt["best"]
+        rng = np.random.default_rng(args.seed + step)
+        print(f"resumed from {existing[-1].name} (step {step}, best val mIoU {best:.2f})", flush=True)
+    else:
+        v = validate(model, data, args.val_pairs, args.batch)
+        print(f"step 0 val mIoU {v['miou']:.2f} on {v['pairs']} pairs (initial fusion)", flush=True)
+    deadline = time.time() + args.minutes * 60
+    t0, run = time.time(), {"loss": 0.0, "ce": 0.0, "mse": 0.0, "n": 0}
+    while time.time() < deadline and step < args.steps:
+        rows = rng.choice(data.train_rows, args.batch, replace=False)
+        b = data.batch(rows)
+        crop = random_crop(rng, tuple(b["key"].shape[2:]), args.crop)
+        loss, ce, mse, _ = losses(model, b, args.mse_weight, crop)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        for k, v in (("loss", loss), ("ce", ce), ("mse", mse)):
+            run[k] += float(v)
+        run["n"] += 1
+        if step % args.log_every == 0:
+            n = run["n"]
+            print(
+                f"step {step} loss {run['loss'] / n:.4f} ce {run['ce'] / n:.4f} mse {run['mse'] / n:.4f}"
+                f" {(time.time() - t0) / n:.2f} s/step",
+                flush=True,
+            )
+            t0, run = time.time(), {"loss": 0.0, "ce": 0.0, "mse": 0.0, "n": 0}
+        if step % args.ckpt_every == 0 or time.time() >= deadline or step >= args.steps:
+            v = validate(model, data, args.val_pairs, args.batch)
+            state = {
+                "step": step,
+                "scale": args.scale,
+                "lowres_net": model.lowres_net.state_dict(),
+                "creff": model.creff.state_dict(),
+                "optimizer": opt.state_dict(),
+                "val_miou": v["miou"],
+                "best": max(best, v["miou"]),
+                "args": vars(args),
+            }
+            torch.save(state, folder / f"ckpt-{step}.pt")
+            if v["miou"] > best:
+                best = v["miou"]
+                torch.save(state, folder / "best.pt")
+            print(f"step {step} val mIoU {v['miou']:.2f} (best {best:.2f}) saved ckpt-{step}.pt", flush=True)
+            t0 = time.time()
+
+
+def status(args) -> None:
+    folder = cache_dir(args.scale)
+    for path in checkpoints(folder)[-10:] + [folder / "best.pt"]:
+        if path.is_file():
+            c = torch.load(path, map_location="cpu", weights_only=False)
+            print(f"{path.name}: step {c['step']} val mIoU {c['val_miou']:.2f}")
+
+
+def load_trained(scale: float, checkpoint: Path = None) -> arseg.ArsegSegmenter:
+    """The eager module with the trained branch from `checkpoint` (default best.pt)."""
+    path = checkpoint or cache_dir(scale) / "best.pt"
+    if not path.is_file():
+        raise SystemExit(f"{path}: no trained checkpoint; run `train_arseg.py train` first")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model(scale)
+    model.lowres_net.load_state_dict(ckpt["lowres_net"])
+    model.creff.load_state_dict(ckpt["creff"])
+    return model.eval()
+
+
+def bundle_name(scale: float) -> str:
+    return "camvid-espnet-arseg" if scale == 0.5 else f"camvid-espnet-arseg{round(scale * 100)}"
+
+
+def export(args) -> None:
+    """The trained checkpoint as an `arseg` bundle in models/bundles/ (or --out)."""
+    from vss_models import bundle
+
+    spec = zoo.SPECS[BUNDLE]
+    ckpt_path = args.checkpoint or cache_dir(args.scale) / "best.pt"
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    eager = load_trained(args.scale, ckpt_path)
+    eager.channels_last = True
+    eager = eager.to(memory_format=torch.channels_last)
+    scripted = torch.jit.script(eager)
+    frozen = torch.jit.freeze(scripted, preserved_attrs=["keyframe", "nonkeyframe", "warp"])
+    name = args.name or bundle_name(args.scale)
+    folder = (args.out or paths.BUNDLES_DIR) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(frozen, str(folder / "model.pt"))
+    native = list(spec.native_size)
+    lr = list(lowres_size(args.scale, tuple(native), spec.size_multiple))
+    k = len(spec.classes)
+    manifest = {
+        "format_version": bundle.FORMAT_VERSION,
+        "name": name,
+        "description": (
+            f"AR-Seg on ESPNet p=2 q=8: keyframes full resolution (camvid-espnet, frozen), other "
+            f"frames at {args.scale:g}x + CReFF fusing the keyframe features warped by codec motion"
+        ),
+        "dataset": spec.dataset,
+        "scheme": "arseg",
+        "classes": [dict(c) for c in spec.classes],
+        "input": {
+            "format": "RGB",
+            "layout": "NCHW",
+            "dtype": "uint8",
+            "native_size": native,
+            "size_multiple": spec.size_multiple,
+            "normalization": spec.preprocessing.description,
+        },
+        "methods": {
+            "forward": {
+                "inputs": ["image uint8 [1,3,H,W] RGB"],
+                "outputs": [f"logits float32 [1,{k},H,W]", "features float32 [1,12,H/2,W/2]"],
+            },
+            "keyframe": {
+                "inputs": ["image uint8 [1,3,H,W] RGB (the same as forward)"],
+                "outputs": [f"logits float32 [1,{k},H,W]", "features float32 [1,12,H/2,W/2]"],
+            },
+            "nonkeyframe": {
+                "inputs": [
+                    "image_lr uint8 [1,3,h,w] RGB, the frame at lowres_scale (Manifest scaled_size)",
+                    "warped float32 [1,12,H/2,W/2]: keyframe features through warp",
+                ],
+                "outputs": [f"logits float32 [1,{k},H,W]", "fused features float32 [1,12,H/2,W/2]"],
+            },
+            "warp": {
+                "inputs": [
+                    "features float32 [1,12,h,w]",
+                    "grid float32 [1,h,w,2] from MotionField::to_grid(h, w) (x, y in [-1, 1])",
+                ],
+                "outputs": ["features float32 [1,12,h,w]: grid_sample bilinear, border, align_corners=False"],
+            },
+        },
+        "logits_stride": 1,
+        "features": {"channels": 12, "stride": FEATURE_STRIDE},
+        "lowres_scale": args.scale,
+        "lowres_size": lr,
+        "fusion": "CReFF, 7x7 local attention on the stride-2 map before the shared classifier",
+        "training": {
+            "command": "models/train_arseg.py prepare && models/train_arseg.py train",
+            "data": "camvid-motion train split, p.mp4, pairs (I-frame, frame at d=1..11)",
+            "checkpoint_step": int(ckpt["step"]),
+            "val_miou": round(float(ckpt["val_miou"]), 2),
+        },
+        "files": {"module": "model.pt"},
+        "source": spec.source + "; low-res branch and CReFF trained by models/train_arseg.py (FST)",
+        "license": spec.license,
+    }
+    bundle.write_manifest(folder, manifest)
+    loaded = bundle.read(folder).load_module()
+    gen = torch.Generator().manual_seed(0)
+    img = torch.randint(0, 256, (1, 3, *native), dtype=torch.uint8, generator=gen)
+    img_lr = torch.randint(0, 256, (1, 3, *lr), dtype=torch.uint8, generator=gen)
+    grid = torch.rand(1, native[0] // 2, native[1] // 2, 2, generator=gen) * 2 - 1
+    with torch.inference_mode():
+        ref = eager.nonkeyframe(img_lr, eager.warp(eager.keyframe(img)[1], grid))
+        got = loaded.nonkeyframe(img_lr, loaded.warp(loaded.keyframe(img)[1], grid))
+    diff = max((a - b).abs().max().item() for a, b in zip(ref, got))
+    if diff > 1e-3:
+        raise SystemExit(f"{folder}: saved module differs from eager by {diff}")
+    size_mb = (folder / "model.pt").stat().st_size / 1e6
+    print(f"wrote {folder} (model.pt {size_mb:.1f} MB, step {ckpt['step']}, max |diff| {diff:.1e})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["prepare", "train", "status", "export"])
+    ap.add_argument("--checkpoint", type=Path, help="export: this checkpoint instead of best.pt")
+    ap.add_argument("--name", help="export: bundle name (default camvid-espnet-arseg[NN])")
+    ap.add_argument("--out", type=Path, help="export: folder for the bundle (default models/bundles)")
+    ap.add_argument("--scale", type=float, default=0.5, help="low-res branch side scale")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--creff-lr-mult", type=float, default=5.0)
+    ap.add_argument("--mse-weight", type=float, default=1.0)
+    ap.add_argument("--minutes", type=float, default=90.0, help="stop (and checkpoint) after this")
+    ap.add_argument("--steps", type=int, default=100000)
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--ckpt-every", type=int, default=150)
+    ap.add_argument("--val-pairs", type=int, default=48)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--crop",
+        type=lambda t: tuple(int(v) for v in t.split("x")),
+        default=(64, 96),
+        help="HxW window of the feature map that CReFF and the losses train on",
+    )
+    ap.add_argument(
+        "--train-lowres",
+        choices=["all", "decoder"],
+        default="all",
+        help="which part of the low-res branch learns (decoder: its encoder stays pretrained)",
+    )
+    args = ap.parse_args()
+    paths.weights_dir()  # fail early without the published weights
+    {"prepare": prepare, "train": train, "status": status, "export": export}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""The `arseg` bundle scheme: AR-Seg (Hu et al., CVPR 2023) on ESPNet.
+
+Keyframes run the full-resolution network (frozen, the shipped `camvid-espnet`); other frames
+run the same architecture on a downscaled frame, and CReFF fuses its feature map with the
+keyframe's, warped to the current frame by the codec motion accumulated back to the keyframe.
+The shared classifier (frozen, the full-resolution network's) turns the fused map into logits.
+
+Fusion point: the 12-channel stride-2 map that ESPNet's final 2x transposed-conv classifier
+reads (`ESPNet.features`, the `features` the `image` bundle already exports). AR-Seg fuses "the
+final feature before the shared classifier", and this is ESPNet's: everything before it,
+including the decoder that merges the stride-4 and stride-2 skip maps, belongs to each branch
+and runs on that branch's own frame, so no branch mixes skip maps of different resolutions or
+frames. Fusing the 256-channel stride-8 encoder output instead would leave the decoder's skip
+inputs to the low-resolution frame (blurred when upsampled) under a frozen decoder that never
+saw them. The price of the late point is a thin map (12 channels) for the attention's
+similarities, at 4x the positions of stride 8.
+
+CReFF (DESIGN.md, "Implementation facts"): the low-resolution map is upsampled bilinearly to
+the keyframe map's size; Q = depthwise3x3(it), K and V = depthwise3x3(warped keyframe map);
+for each of the 7x7 offsets the similarity is the channel sum of Q * shifted K; softmax over
+the 49 offsets; output = upsampled low-res + sum of weights * shifted V. Positions outside the
+image contribute similarity 0 and value 0 (zero padding). The 49 offsets are a loop over
+shifted views of the padded K and V, never an unfold (49x the memory).
+
+Warping is `warp(features, grid)`: `grid_sample` (bilinear, border padding, align_corners=False)
+with the grid of `motion.to_grid` / Rust's `MotionField::to_grid`. It lives inside the module so
+that training and the element run the same code.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import List, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .espnet import ESPNet
+
+WINDOW = 7
+
+
+def depthwise3x3(channels: int) -> nn.Conv2d:
+    """A depthwise 3x3 convolution initialised to the identity (centre tap 1, bias 0)."""
+    conv = nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=True)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[:, 0, 1, 1] = 1.0
+        conv.bias.zero_()
+    return conv
+
+
+class CReFF(nn.Module):
+    """Local attention of a low-resolution map over a warped keyframe map (7x7 window)."""
+
+    def __init__(self, channels: int, window: int = WINDOW, value_scale: float = 1.0):
+        super().__init__()
+        if window % 2 != 1:
+            raise ValueError(f"CReFF window must be odd, got {window}")
+        self.window = window
+        self.query = depthwise3x3(channels)
+        self.key = depthwise3x3(channels)
+        self.value = depthwise3x3(channels)
+        with torch.no_grad():
+            self.value.weight.mul_(value_scale)
+
+    def attention(self, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+        """sum over offsets o of softmax_o(<q(p), k(p + o)>) * v(p + o), zeros outside."""
+        r = self.window // 2
+        return self.attend(query, F.pad(key, [r, r, r, r]), F.pad(value, [r, r, r, r]))
+
+    def attend(self, query: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """The attention with K and V given `window // 2` positions wider on each side than Q
+        (zeros where that lies outside the image): training crops pass real neighbours."""
+        h, w = query.shape[2], query.shape[3]
+        sims: List[Tensor] = []
+        for dy in range(self.window):
+            for dx in range(self.window):
+                sims.append((query * k[:, :, dy : dy + h, dx : dx + w]).sum(1))
+        weights = torch.softmax(torch.stack(sims, 1), 1)
+        out = torch.zeros_like(query)
+        i = 0
+        for dy in range(self.window):
+            for dx in range(self.window):
+                out = out + weights[:, i : i + 1] * v[:, :, dy : dy + h, dx : dx + w]
+                i += 1
+        return out
+
+    def forward(self, low: Tensor, warped: Tensor) -> Tensor:
+        """`low` already upsampled to `warped`'s size; both [N, C, h, w]."""
+        return low + self.attention(self.query(low), self.key(warped), self.value(warped))
+
+    def forward_crop(
+        self, low: Tensor, warped: Tensor, top: int, left: int, height: int, width: int
+    ) -> Tensor:
+        """`forward(low, warped)[:, :, top:top+height, left:left+width]`, computed on the crop
+        and its neighbourhood only (training: a fraction of the cost, the same numbers)."""
+        r = self.window // 2
+        big_h, big_w = low.shape[2], low.shape[3]
+        low_p = F.pad(low, [1, 1, 1, 1])
+        q = F.conv2d(
+            low_p[:, :, top : top + height + 2, left : left + width + 2],
+            self.query.weight,
+            self.query.bias,
+            groups=low.shape[1],
+        )
+        m = r + 1
+        warped_p = F.pad(warped, [m, m, m, m])
+        region = warped_p[:, :, top : top + height + 2 * m, left : left + width + 2 * m]
+        k = F.conv2d(region, self.key.weight, self.key.bias, groups=low.shape[1])
+        v = F.conv2d(region, self.value.weight, self.value.bias, groups=low.shape[1])
+        # K and V are zero outside the image (as the padding in `attention` makes them).
+        rows = torch.arange(top - r, top + height + r, device=low.device)
+        cols = torch.arange(left - r, left + width + r, device=low.device)
+        inside = ((rows >= 0) & (rows < big_h))[:, None] & ((cols >= 0) & (cols < big_w))[None, :]
+        inside = inside.to(k.dtype)[None, None]
+        low_crop = low[:, :, top : top + height, left : left + width]
+        return low_crop + self.attend(q, k * inside, v * inside)
+
+    def macs(self, channels: int, height: int, width: int) -> int:
+        """Multiply-accumulates of one call on a [1, channels, height, width] map (3 depthwise
+        3x3 convolutions, 49 similarity maps, 49 weighted sums; softmax not counted)."""
+        n = channels * height * width
+        return 3 * 9 * n + 2 * self.window * self.window * n
+
+
+def warp_features(features: Tensor, grid: Tensor) -> Tensor:
+    """THE feature warp: `grid` [N, h, w, 2] from `motion.to_grid` (x, y in [-1, 1])."""
+    return F.grid_sample(features, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class ArsegSegmenter(nn.Module):
+    """The `arseg` bundle module: uint8 RGB frames in, preprocessing inside.
+
+    forward(img) = keyframe(img) -> (logits, features)      full resolution, frozen network
+    nonkeyframe(img_lr, warped) -> (logits, fused features) low-res branch + CReFF + classifier
+    warp(features, grid) -> warped features
+    """
+
+    def __init__(
+        self,
+        keyframe_net: ESPNet,
+        lowres_net: ESPNet,
+        creff: CReFF,
+        channel_order: List[int],
+        mean: List[float],
+        std: List[float],
+        channels_last: bool = False,
+    ):
+        super().__init__()
+        self.keyframe_net = keyframe_net
+        self.lowres_net = lowres_net
+        self.creff = creff
+        self.reorder = channel_order != [0, 1, 2]
+        self.register_buffer("order", torch.tensor(channel_order, dtype=torch.long))
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.channels_last = channels_last
+
+    def normalise(self, img: Tensor) -> Tensor:
+        x = img.to(torch.float32)
+        if self.reorder:
+            x = x.index_select(1, self.order)
+        x = (x - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def forward(self, img: Tensor) -> Tuple[Tensor, Tensor]:
+        return self.keyframe(img)
+
+    @torch.jit.export
+    def keyframe(self, img: Tensor) -> Tuple[Tensor, Tensor]:
+        logits, features = self.keyframe_net(self.normalise(img))
+        return logits.contiguous(), features.contiguous()
+
+    @torch.jit.export
+    def lowres_features(self, img_lr: Tensor, height: int, width: int) -> Tensor:
+        """The low-resolution branch's map, upsampled to height x width (NCHW)."""
+        low = self.lowres_net.features(self.normalise(img_lr)).contiguous()
+        return F.interpolate(low, size=[height, width], mode="bilinear", align_corners=False)
+
+    @torch.jit.export
+    def fuse(self, img_lr: Tensor, warped: Tensor) -> Tensor:
+        low = self.lowres_features(img_lr, warped.shape[2], warped.shape[3])
+        return self.creff(low, warped.contiguous())
+
+    @torch.jit.export
+    def nonkeyframe(self, img_lr: Tensor, warped: Tensor) -> Tuple[Tensor, Tensor]:
+        fused = self.fuse(img_lr, warped)
+        x = fused
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.keyframe_net.classifier(x).contiguous(), fused
+
+    @torch.jit.export
+    def warp(self, features: Tensor, grid: Tensor) -> Tensor:
+        return warp_features(features, grid)
+
+
+def build(keyframe_net: ESPNet, half_last_layers: bool = True) -> Tuple[ESPNet, CReFF]:
+    """A low-resolution branch (a copy of the pretrained network) and a CReFF for it.
+
+    Initialised so that the fused map starts as the mean of the two sources: the branch's last
+    BN affine is halved (PReLU is positively homogeneous, so its output halves) and V starts
+    as half the identity; Q and K start as the identity, so the attention peaks where the
+    low-resolution map agrees with the warped one."""
+    lowres = copy.deepcopy(keyframe_net)
+    channels = lowres.conv.bn.num_features
+    if half_last_layers:
+        with torch.no_grad():
+            lowres.conv.bn.weight.mul_(0.5)
+            lowres.conv.bn.bias.mul_(0.5)
+    return lowres, CReFF(channels, value_scale=0.5 if half_last_layers else 1.0)
