@@ -129,6 +129,57 @@ impl QosLadder {
     }
 }
 
+/// The processing time `vsssegment` declares in the latency query, learnt from the frames.
+///
+/// A frame slower than the declared latency arrives late downstream, so the declaration must
+/// cover the slow frames that recur; but one hiccup (the scheduler, a page fault, a neighbour
+/// process) must not raise it for the rest of the stream, since every frame of a live pipeline
+/// is then held back that much longer at the sink. So the latency is raised only when more than
+/// [`LatencyEstimate::TOLERATED`] of the last [`LatencyEstimate::WINDOW`] frames exceeded it,
+/// and then to the slowest frame but those tolerated ones, with a 25% margin. It never goes
+/// down: a pipeline's latency changing back and forth makes sinks re-time their streams.
+#[derive(Debug, Clone)]
+pub struct LatencyEstimate {
+    declared: Duration,
+    recent: std::collections::VecDeque<Duration>,
+}
+
+impl LatencyEstimate {
+    /// Frames looked at.
+    pub const WINDOW: usize = 50;
+    /// Frames in the window that may exceed the declared latency without raising it.
+    pub const TOLERATED: usize = 2;
+
+    pub fn new(initial: Duration) -> Self {
+        LatencyEstimate {
+            declared: initial,
+            recent: std::collections::VecDeque::with_capacity(Self::WINDOW),
+        }
+    }
+
+    pub fn declared(&self) -> Duration {
+        self.declared
+    }
+
+    /// Records one frame's processing time; returns the new latency when it was raised.
+    pub fn observe(&mut self, took: Duration) -> Option<Duration> {
+        if self.recent.len() == Self::WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(took);
+        let over = self.recent.iter().filter(|&&t| t > self.declared).count();
+        if over <= Self::TOLERATED {
+            return None;
+        }
+        let mut sorted: Vec<Duration> = self.recent.iter().copied().collect();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        // The slowest frame once the tolerated outliers are set aside.
+        let covered = sorted[Self::TOLERATED];
+        self.declared = covered + covered / 4;
+        Some(self.declared)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +294,47 @@ mod tests {
             KeyframePolicy::Adaptive { max_interval, .. } => assert_eq!(max_interval, 96),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn one_slow_frame_does_not_raise_the_latency() {
+        let mut l = LatencyEstimate::new(ms(10));
+        for i in 0..200 {
+            let took = if i % 60 == 0 { ms(150) } else { ms(4) };
+            assert_eq!(l.observe(took), None, "frame {i}");
+        }
+        assert_eq!(l.declared(), ms(10));
+    }
+
+    #[test]
+    fn recurring_slow_frames_raise_it_to_cover_them() {
+        let mut l = LatencyEstimate::new(ms(10));
+        let mut raised = Vec::new();
+        for i in 0..100 {
+            // Every 12th frame takes 30 ms (a synchronous keyframe), the rest 4 ms.
+            let took = if i % 12 == 0 { ms(30) } else { ms(4) };
+            if let Some(d) = l.observe(took) {
+                raised.push((i, d));
+            }
+        }
+        // The third slow frame in the window raises it, to 30 ms + 25%; then it stays.
+        assert_eq!(raised, vec![(24, Duration::from_micros(37_500))]);
+    }
+
+    #[test]
+    fn it_never_goes_down() {
+        let mut l = LatencyEstimate::new(ms(5));
+        for _ in 0..3 {
+            l.observe(ms(40));
+        }
+        assert_eq!(l.declared(), ms(50));
+        for _ in 0..500 {
+            assert_eq!(l.observe(ms(1)), None);
+        }
+        assert_eq!(l.declared(), ms(50));
     }
 }

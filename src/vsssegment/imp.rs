@@ -19,7 +19,7 @@ use crate::model::{
     Bundle, ClassInfo, DEFAULT_BUNDLE, FrameLayout, RawFrame, YuvColorimetry, YuvMatrix, YuvRange,
     parse_device, set_threads,
 };
-use crate::qos::{QosConfig, QosLadder, QosReport};
+use crate::qos::{LatencyEstimate, QosConfig, QosLadder, QosReport};
 use crate::schedule::{DEFAULT_MOTION_THRESHOLD, DEFAULT_UNCOVERED_THRESHOLD, KeyframePolicy};
 use crate::segmenter::{CodecMotion, FrameInput, Mode, Segmenter, SegmenterConfig};
 
@@ -208,8 +208,8 @@ struct State {
     pending_reset: bool,
     frames: u64,
     /// The processing time this element declares in the latency query: the slowest frame
-    /// expected (a keyframe's inference, measured at start), raised when a frame takes longer.
-    latency: gst::ClockTime,
+    /// expected (a keyframe's inference, measured at start), raised when slower frames recur.
+    latency: LatencyEstimate,
     /// QoS degradation: where on the ladder, and the clock its reports are timed on.
     qos: QosLadder,
     started: std::time::Instant,
@@ -490,7 +490,7 @@ impl BaseTransformImpl for VssSegment {
             downstream_overlay_meta: false,
             pending_reset: true,
             frames: 0,
-            latency: gst::ClockTime::from_nseconds(latency.as_nanos() as u64),
+            latency: LatencyEstimate::new(latency),
             qos: QosLadder::new(settings.mode.into(), QosConfig::default()),
             started: std::time::Instant::now(),
             #[cfg(feature = "analytics-v1_26")]
@@ -540,7 +540,7 @@ impl BaseTransformImpl for VssSegment {
                 .lock()
                 .unwrap()
                 .as_ref()
-                .map_or(gst::ClockTime::ZERO, |s| s.latency);
+                .map_or(gst::ClockTime::ZERO, |s| clock_time(s.latency.declared()));
             let (live, min, max) = q.result();
             q.set(live, min + ours, max.map(|m| m + ours));
             gst::debug!(
@@ -713,14 +713,16 @@ impl VssSegment {
             }
         };
         state.frames += 1;
-        let took = gst::ClockTime::from_nseconds(result.compute_time.as_nanos() as u64);
         // With async keyframes only the first frame after a reset waits for the model: it
         // may arrive late rather than every frame being held back for it.
         let waits_for_model = settings.async_keyframes && result.keyframe;
-        if took > state.latency && !waits_for_model {
-            // Keep a margin so that a slightly slower frame does not trigger this again.
-            state.latency = took + took / 4;
-            gst::debug!(CAT, imp = self, "latency raised to {}", state.latency);
+        if !waits_for_model && let Some(raised) = state.latency.observe(result.compute_time) {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "latency raised to {}",
+                clock_time(raised)
+            );
             let _ = self
                 .obj()
                 .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
@@ -846,4 +848,8 @@ fn colorimetry_of(info: &gst_video::VideoInfo) -> YuvColorimetry {
             YuvRange::Limited
         },
     }
+}
+
+fn clock_time(d: std::time::Duration) -> gst::ClockTime {
+    gst::ClockTime::from_nseconds(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
