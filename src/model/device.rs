@@ -94,16 +94,19 @@ fn dlopen_global(name: &str) -> Result<(), String> {
 }
 
 /// Sets libtorch's intra-op thread count; 0 leaves libtorch's default (one per core).
-/// The setting is process-wide: every bundle in the process shares the pool.
+/// The setting is process-wide: every bundle in the process shares the pool. It is made on
+/// the libtorch executor thread, which runs all of the crate's torch work: with OpenMP the
+/// count is a per-thread setting, so set from another thread it would change nothing there.
 pub fn set_threads(n: usize) {
     if n > 0 {
-        tch::set_num_threads(i32::try_from(n).unwrap_or(i32::MAX));
+        let n = i32::try_from(n).unwrap_or(i32::MAX);
+        super::executor::run(|| tch::set_num_threads(n));
     }
 }
 
-/// libtorch's current intra-op thread count.
+/// libtorch's intra-op thread count where the crate's torch work runs (the executor).
 pub fn threads() -> usize {
-    usize::try_from(tch::get_num_threads()).unwrap_or(1)
+    usize::try_from(super::executor::run(tch::get_num_threads)).unwrap_or(1)
 }
 
 #[cfg(test)]
@@ -128,11 +131,13 @@ mod tests {
     }
 
     #[test]
-    fn threads_round_trip() {
+    fn threads_round_trip_on_the_executor() {
         let before = threads();
         set_threads(0);
         assert_eq!(threads(), before);
         set_threads(1);
+        // Where the forward passes run, whichever thread asked.
+        assert_eq!(super::super::executor::run(tch::get_num_threads), 1);
         assert_eq!(threads(), 1);
         set_threads(before);
     }
