@@ -7,14 +7,13 @@
 //! Without --input, a 1280x720 encode of the shipped dashcam clip is made once under
 //! .cache/bench/ (x264, deterministic settings).
 
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
 mod common;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Parser;
-use gst::prelude::*;
+use common::decode::{decode_once, median, scaled_clip};
 
 #[derive(Parser)]
 #[command(about = "Decode throughput: vssdec vs avdec_h264")]
@@ -31,10 +30,9 @@ fn main() -> Result<()> {
     let args = Args::parse();
     gst::init()?;
     gstvss::ensure_registered()?;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let input = match args.input {
         Some(p) => p,
-        None => bench_clip(&root)?,
+        None => scaled_clip(1280, 720)?,
     };
 
     let decoders = [
@@ -81,83 +79,4 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Decodes `input` once to fakesink; returns (seconds, frames).
-fn decode_once(input: &Path, decoder: &str) -> Result<(f64, u64)> {
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! qtdemux ! h264parse ! {decoder} ! fakesink name=sink sync=false",
-        input.display()
-    ))?;
-    let sink = pipeline
-        .clone()
-        .downcast::<gst::Bin>()
-        .map_err(|_| anyhow::anyhow!("not a bin"))?
-        .by_name("sink")
-        .context("no sink")?;
-    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let c = counter.clone();
-    sink.static_pad("sink").context("no sink pad")?.add_probe(
-        gst::PadProbeType::BUFFER,
-        move |_, _| {
-            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
-        },
-    );
-    let start = Instant::now();
-    pipeline.set_state(gst::State::Playing)?;
-    let bus = pipeline.bus().context("no bus")?;
-    let result = match bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(600),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    ) {
-        Some(msg) => match msg.view() {
-            gst::MessageView::Eos(_) => Ok(()),
-            gst::MessageView::Error(e) => Err(anyhow::anyhow!("{decoder}: {}", e.error())),
-            _ => unreachable!(),
-        },
-        None => Err(anyhow::anyhow!("{decoder}: no EOS within 600 s")),
-    };
-    let secs = start.elapsed().as_secs_f64();
-    pipeline.set_state(gst::State::Null)?;
-    result?;
-    Ok((secs, counter.load(std::sync::atomic::Ordering::Relaxed)))
-}
-
-/// The shipped clip re-encoded at 1280x720, made once.
-fn bench_clip(root: &Path) -> Result<PathBuf> {
-    let out = root.join(".cache/bench/dashcam_1280x720.mp4");
-    if out.exists() {
-        return Ok(out);
-    }
-    std::fs::create_dir_all(out.parent().context("no parent")?)?;
-    let clip = root.join("examples/data/highway_dashcam_960x540.mp4");
-    let tmp = out.with_extension("part");
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! videoscale \
-         ! video/x-raw,width=1280,height=720 ! x264enc speed-preset=medium key-int-max=30 \
-         bframes=0 threads=1 ! mp4mux ! filesink location=\"{}\"",
-        clip.display(),
-        tmp.display()
-    ))?;
-    pipeline.set_state(gst::State::Playing)?;
-    let bus = pipeline.bus().context("no bus")?;
-    let msg = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(600),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    pipeline.set_state(gst::State::Null)?;
-    match msg.as_ref().map(|m| m.view()) {
-        Some(gst::MessageView::Eos(_)) => {}
-        Some(gst::MessageView::Error(e)) => bail!("encoding the bench clip: {}", e.error()),
-        _ => bail!("encoding the bench clip timed out"),
-    }
-    std::fs::rename(&tmp, &out)?;
-    Ok(out)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[s.len() / 2]
 }

@@ -11,17 +11,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 mod common;
 
+use common::speed::{PipelineRun, bare_forward, run_pipeline};
 use common::stats::summary;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Parser;
-use gst::prelude::*;
-use gstvss::model::{Bundle, parse_device};
 
 #[derive(Parser)]
 #[command(about = "vsssegment speed per mode vs decode-only and a bare forward loop")]
@@ -37,21 +34,14 @@ struct Args {
     rounds: usize,
 }
 
-struct Run {
-    wall: f64,
-    frames: usize,
-    latencies_ms: Vec<f64>,
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
     gst::init()?;
     gstvss::ensure_registered()?;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let input = args
         .input
         .clone()
-        .unwrap_or_else(|| root.join("examples/data/highway_dashcam_960x540.mp4"));
+        .unwrap_or_else(common::decode::shipped_clip);
 
     let configs: Vec<(String, Option<String>)> = vec![
         ("decode only (vssdec)".into(), None),
@@ -66,7 +56,7 @@ fn main() -> Result<()> {
             Some("mode=warp async-keyframes=true".into()),
         ),
     ];
-    let mut best: HashMap<String, Run> = HashMap::new();
+    let mut best: HashMap<String, PipelineRun> = HashMap::new();
     let mut forward: Vec<f64> = Vec::new();
     for round in 0..args.rounds {
         // The bare loop takes its turn in every round too, under the same conditions.
@@ -75,7 +65,13 @@ fn main() -> Result<()> {
             forward = f;
         }
         for (name, element) in &configs {
-            let run = run_pipeline(&input, element.as_deref(), &args)?;
+            let props = element.as_ref().map(|p| {
+                format!(
+                    "model={} keyframe-policy=interval keyframe-interval={} overlay=none {p}",
+                    args.model, args.keyframe_interval
+                )
+            });
+            let run = run_pipeline(&input, props.as_deref(), None)?;
             eprintln!(
                 "round {round}: {name}: {:.2} s, {} frames",
                 run.wall, run.frames
@@ -132,116 +128,4 @@ fn main() -> Result<()> {
         full_mean / fmean
     );
     Ok(())
-}
-
-/// Plays the clip through `vssdec [! vsssegment ...] ! fakesink`, timing each buffer inside
-/// vsssegment.
-fn run_pipeline(input: &std::path::Path, segment: Option<&str>, args: &Args) -> Result<Run> {
-    let chain = match segment {
-        Some(props) => format!(
-            "vsssegment name=seg model={} keyframe-policy=interval keyframe-interval={} overlay=none {props} ! ",
-            args.model, args.keyframe_interval
-        ),
-        None => String::new(),
-    };
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! qtdemux ! h264parse ! vssdec ! {chain}fakesink name=sink sync=false",
-        input.display()
-    ))?;
-    let bin = pipeline
-        .clone()
-        .downcast::<gst::Bin>()
-        .map_err(|_| anyhow::anyhow!("not a bin"))?;
-    let entered: Arc<Mutex<HashMap<Option<gst::ClockTime>, Instant>>> = Arc::default();
-    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
-    let frames = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    if let Some(seg) = bin.by_name("seg") {
-        let e = entered.clone();
-        seg.static_pad("sink").context("sink pad")?.add_probe(
-            gst::PadProbeType::BUFFER,
-            move |_, info| {
-                if let Some(b) = info.buffer() {
-                    e.lock().unwrap().insert(b.pts(), Instant::now());
-                }
-                gst::PadProbeReturn::Ok
-            },
-        );
-        let (e, l) = (entered.clone(), latencies.clone());
-        seg.static_pad("src").context("src pad")?.add_probe(
-            gst::PadProbeType::BUFFER,
-            move |_, info| {
-                if let Some(b) = info.buffer()
-                    && let Some(t) = e.lock().unwrap().remove(&b.pts())
-                {
-                    l.lock().unwrap().push(t.elapsed().as_secs_f64() * 1e3);
-                }
-                gst::PadProbeReturn::Ok
-            },
-        );
-    }
-    let f = frames.clone();
-    bin.by_name("sink")
-        .context("sink")?
-        .static_pad("sink")
-        .context("sink pad")?
-        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            f.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
-        });
-    // Load the bundle (READY->PAUSED) before the clock starts.
-    pipeline.set_state(gst::State::Paused)?;
-    let bus = pipeline.bus().context("bus")?;
-    if let Some(msg) = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(120),
-        &[gst::MessageType::AsyncDone, gst::MessageType::Error],
-    ) && let gst::MessageView::Error(e) = msg.view()
-    {
-        pipeline.set_state(gst::State::Null)?;
-        bail!("{}", e.error());
-    }
-    let preroll_frames = frames.load(std::sync::atomic::Ordering::Relaxed);
-    let start = Instant::now();
-    pipeline.set_state(gst::State::Playing)?;
-    let msg = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(1200),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    let wall = start.elapsed().as_secs_f64();
-    pipeline.set_state(gst::State::Null)?;
-    match msg.as_ref().map(|m| m.view()) {
-        Some(gst::MessageView::Eos(_)) => {}
-        Some(gst::MessageView::Error(e)) => bail!("{}", e.error()),
-        _ => bail!("no EOS"),
-    }
-    let latencies_ms = std::mem::take(&mut *latencies.lock().unwrap());
-    Ok(Run {
-        wall,
-        frames: frames.load(std::sync::atomic::Ordering::Relaxed) - preroll_frames,
-        latencies_ms,
-    })
-}
-
-/// Per-call milliseconds of the bundle's forward at its native size, after warm-up.
-fn bare_forward(model: &str, iterations: usize) -> Result<Vec<f64>> {
-    // On the executor thread, where the element's inference runs too.
-    gstvss::model::executor::run(|| bare_forward_here(model, iterations))
-}
-
-fn bare_forward_here(model: &str, iterations: usize) -> Result<Vec<f64>> {
-    let bundle = Bundle::load(model, parse_device("cpu")?)?;
-    let (h, w) = bundle.manifest().native_size();
-    // Packed RGB viewed as NCHW (channels-last strides), as the element hands frames over.
-    let image = tch::Tensor::randint(
-        256,
-        [1, i64::from(h), i64::from(w), 3],
-        (tch::Kind::Uint8, tch::Device::Cpu),
-    )
-    .permute([0, 3, 1, 2]);
-    let mut out = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let t = Instant::now();
-        let _ = bundle.forward(&image)?;
-        out.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    Ok(out)
 }

@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod decode;
 pub mod machine;
 pub mod metrics;
+pub mod motion_eval;
+pub mod provenance;
+pub mod speed;
 pub mod stats;

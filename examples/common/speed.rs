@@ -1,0 +1,185 @@
+//! Timing vsssegment on a clip: frames per second through `vssdec [! vsssegment] ! fakesink`, the
+//! time each buffer spends inside vsssegment, and a bare forward loop of the bundle for the floor.
+//! Shared by the bench_segment and report examples.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use gst::prelude::*;
+use gstvss::model::{Bundle, parse_device};
+
+/// One pass over a clip.
+pub struct PipelineRun {
+    /// Seconds from PLAYING to EOS (or to the last frame counted when stopping early).
+    pub wall: f64,
+    /// Frames that reached the sink after preroll.
+    pub frames: usize,
+    /// Milliseconds each buffer spent inside vsssegment (sink pad to src pad); empty without it.
+    pub latencies_ms: Vec<f64>,
+}
+
+impl PipelineRun {
+    pub fn fps(&self) -> f64 {
+        self.frames as f64 / self.wall.max(1e-9)
+    }
+}
+
+/// Plays `input` through `filesrc ! qtdemux ! h264parse ! vssdec [! vsssegment <segment>] !
+/// fakesink`, timing each buffer inside vsssegment. `segment` is vsssegment's properties
+/// (`model=... mode=...`); `None` decodes only. With `max_frames`, stops after that many frames
+/// past preroll. The bundle loads before the clock starts.
+pub fn run_pipeline(
+    input: &Path,
+    segment: Option<&str>,
+    max_frames: Option<usize>,
+) -> Result<PipelineRun> {
+    let chain = match segment {
+        Some(props) => format!("vsssegment name=seg {props} ! "),
+        None => String::new(),
+    };
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! qtdemux ! h264parse ! vssdec ! {chain}fakesink name=sink sync=false",
+        input.display()
+    ))?;
+    let bin = pipeline
+        .clone()
+        .downcast::<gst::Bin>()
+        .map_err(|_| anyhow!("not a bin"))?;
+    let entered: Arc<Mutex<HashMap<Option<gst::ClockTime>, Instant>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    if let Some(seg) = bin.by_name("seg") {
+        let e = entered.clone();
+        seg.static_pad("sink").context("sink pad")?.add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, info| {
+                if let Some(b) = info.buffer() {
+                    e.lock().unwrap().insert(b.pts(), Instant::now());
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+        let (e, l) = (entered.clone(), latencies.clone());
+        seg.static_pad("src").context("src pad")?.add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, info| {
+                if let Some(b) = info.buffer()
+                    && let Some(t) = e.lock().unwrap().remove(&b.pts())
+                {
+                    l.lock().unwrap().push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+    // Counts frames at the sink; past `limit` (set once prerolled) it notes when the last
+    // counted frame arrived and asks the main thread to stop.
+    let frames = Arc::new(AtomicUsize::new(0));
+    let limit = Arc::new(AtomicUsize::new(usize::MAX));
+    let last_counted: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let sink = bin.by_name("sink").context("sink")?;
+    {
+        let (f, lim, last) = (frames.clone(), limit.clone(), last_counted.clone());
+        let sink_weak = sink.downgrade();
+        sink.static_pad("sink").context("sink pad")?.add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, _| {
+                let lim = lim.load(Ordering::Relaxed);
+                let n = f.load(Ordering::Relaxed);
+                if n >= lim {
+                    return gst::PadProbeReturn::Drop;
+                }
+                f.store(n + 1, Ordering::Relaxed);
+                if n + 1 == lim {
+                    *last.lock().unwrap() = Some(Instant::now());
+                    if let Some(sink) = sink_weak.upgrade() {
+                        let _ = sink.post_message(
+                            gst::message::Application::builder(gst::Structure::new_empty(
+                                "vss-bench-done",
+                            ))
+                            .src(&sink)
+                            .build(),
+                        );
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+    // Load the bundle (READY->PAUSED) before the clock starts.
+    pipeline.set_state(gst::State::Paused)?;
+    let bus = pipeline.bus().context("bus")?;
+    if let Some(msg) = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(120),
+        &[gst::MessageType::AsyncDone, gst::MessageType::Error],
+    ) && let gst::MessageView::Error(e) = msg.view()
+    {
+        pipeline.set_state(gst::State::Null)?;
+        bail!("{}: {}", input.display(), e.error());
+    }
+    let preroll_frames = frames.load(Ordering::Relaxed);
+    if let Some(max) = max_frames {
+        limit.store(preroll_frames + max.max(1), Ordering::Relaxed);
+    }
+    let start = Instant::now();
+    pipeline.set_state(gst::State::Playing)?;
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(1200),
+        &[
+            gst::MessageType::Eos,
+            gst::MessageType::Error,
+            gst::MessageType::Application,
+        ],
+    );
+    let stopped = start.elapsed().as_secs_f64();
+    pipeline.set_state(gst::State::Null)?;
+    let wall = match msg.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => stopped,
+        Some(gst::MessageView::Application(_)) => last_counted
+            .lock()
+            .unwrap()
+            .map_or(stopped, |t| (t - start).as_secs_f64()),
+        Some(gst::MessageView::Error(e)) => bail!("{}: {}", input.display(), e.error()),
+        _ => bail!("{}: no EOS within 1200 s", input.display()),
+    };
+    let mut latencies_ms = std::mem::take(&mut *latencies.lock().unwrap());
+    if preroll_frames > 0 && latencies_ms.len() > preroll_frames {
+        // The prerolled frame went through vsssegment before the clock started.
+        latencies_ms.drain(..preroll_frames);
+    }
+    let counted = frames.load(Ordering::Relaxed) - preroll_frames;
+    latencies_ms.truncate(counted);
+    Ok(PipelineRun {
+        wall,
+        frames: counted,
+        latencies_ms,
+    })
+}
+
+/// Per-call milliseconds of the bundle's forward at its native size, after its warm-up; on
+/// the libtorch executor thread, where the element's inference runs too.
+pub fn bare_forward(model: &str, iterations: usize) -> Result<Vec<f64>> {
+    gstvss::model::executor::run(|| bare_forward_here(model, iterations))
+}
+
+fn bare_forward_here(model: &str, iterations: usize) -> Result<Vec<f64>> {
+    let bundle = Bundle::load(model, parse_device("cpu")?)?;
+    let (h, w) = bundle.manifest().native_size();
+    // Packed RGB viewed as NCHW (channels-last strides), as the element hands frames over.
+    let image = tch::Tensor::randint(
+        256,
+        [1, i64::from(h), i64::from(w), 3],
+        (tch::Kind::Uint8, tch::Device::Cpu),
+    )
+    .permute([0, 3, 1, 2]);
+    let mut out = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        let _ = bundle.forward(&image)?;
+        out.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(out)
+}

@@ -1,0 +1,625 @@
+//! report.json -> report.md, the README's results block and the headline ratios.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::data::*;
+
+/// A plot models/report_plots.py writes, and what report.md calls it.
+pub struct Plot {
+    pub file: &'static str,
+    pub title: &'static str,
+}
+
+pub const MIOU_VS_MS: Plot = Plot {
+    file: "miou_vs_ms.png",
+    title: "mIoU vs ms/frame on camvid-motion",
+};
+pub const MIOU_VS_DISTANCE: Plot = Plot {
+    file: "miou_vs_distance.png",
+    title: "mIoU vs distance from the keyframe",
+};
+pub const SPEED: Plot = Plot {
+    file: "speed.png",
+    title: "frames per second per configuration",
+};
+pub const DECODERS: Plot = Plot {
+    file: "decoders.png",
+    title: "decoder throughput",
+};
+pub const PLOTS: [Plot; 4] = [MIOU_VS_MS, MIOU_VS_DISTANCE, SPEED, DECODERS];
+
+pub const README_BEGIN: &str = "<!-- report:begin -->";
+pub const README_END: &str = "<!-- report:end -->";
+
+/// The three ratios the report leads with.
+pub struct Headline {
+    /// The fastest non-`full` mode of the default bundle on the shipped clip: its fps over
+    /// full's, and the camvid-motion mIoU of both (P encode).
+    pub best_mode: Option<BestMode>,
+    /// vss `full` fps over the Python per-frame baseline's, shipped clip.
+    pub full_vs_python: Option<f64>,
+    /// vssdec (vectors exported) fps over avdec_h264's, shipped clip.
+    pub vssdec_vs_avdec: Option<f64>,
+}
+
+pub struct BestMode {
+    pub mode: String,
+    pub speedup: f64,
+    pub miou: Option<f64>,
+    pub full_miou: Option<f64>,
+}
+
+fn default_bundle() -> &'static str {
+    gstvss::model::DEFAULT_BUNDLE
+}
+
+fn shipped_speed(report: &Report) -> Option<&SpeedClip> {
+    report.speed.iter().find(|c| c.shipped)
+}
+
+fn vss_row<'a>(clip: &'a SpeedClip, bundle: &str, mode: &str) -> Option<&'a SpeedRow> {
+    clip.rows.iter().find(|r| {
+        r.kind == "vss"
+            && r.bundle.as_deref() == Some(bundle)
+            && r.mode.as_deref() == Some(mode)
+            && r.variant.is_none()
+    })
+}
+
+fn motion_miou(report: &Report, bundle: &str, encode: &str, mode: &str) -> Option<f64> {
+    report
+        .motion
+        .runs
+        .iter()
+        .find(|r| r.bundle == bundle && r.encode == encode && r.mode == mode)
+        .and_then(|r| r.miou)
+}
+
+pub fn headline(report: &Report) -> Headline {
+    let bundle = default_bundle();
+    let clip = shipped_speed(report);
+    let full = clip.and_then(|c| vss_row(c, bundle, "full"));
+    let best_mode = clip.zip(full).and_then(|(c, full)| {
+        c.rows
+            .iter()
+            .filter(|r| {
+                r.kind == "vss"
+                    && r.bundle.as_deref() == Some(bundle)
+                    && r.variant.is_none()
+                    && r.mode.as_deref() != Some("full")
+            })
+            .max_by(|a, b| a.fps.total_cmp(&b.fps))
+            .map(|r| {
+                let mode = r.mode.clone().unwrap_or_default();
+                BestMode {
+                    miou: motion_miou(report, bundle, "p", &mode),
+                    full_miou: motion_miou(report, bundle, "p", "full"),
+                    speedup: r.fps / full.fps,
+                    mode,
+                }
+            })
+    });
+    let python = clip.and_then(|c| c.rows.iter().find(|r| r.kind == "python"));
+    let full_vs_python = full.zip(python).map(|(f, p)| f.fps / p.fps);
+    let decode = report.decoders.iter().find(|c| c.shipped);
+    let fps =
+        |name: &str| decode.and_then(|c| c.rows.iter().find(|r| r.name == name).map(|r| r.fps));
+    let vssdec_vs_avdec = fps("vssdec export-mvs=true")
+        .zip(fps("avdec_h264"))
+        .map(|(v, a)| v / a);
+    Headline {
+        best_mode,
+        full_vs_python,
+        vssdec_vs_avdec,
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or("—".into(), |v| format!("{:.2}", 100.0 * v))
+}
+
+fn ms(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.1}")
+    } else {
+        "—".into()
+    }
+}
+
+fn ratio(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or("—".into(), |v| format!("{v:.2}x"))
+}
+
+fn signed(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or("—".into(), |v| format!("{v:+.2}"))
+}
+
+/// The headline as sentences (report.md and the README share them).
+fn headline_lines(report: &Report) -> Vec<String> {
+    let h = headline(report);
+    let clip = shipped_speed(report).map_or("the shipped clip".into(), |c| {
+        format!("{} ({}x{})", c.clip, c.width, c.height)
+    });
+    let bundle = default_bundle();
+    let mut lines = Vec::new();
+    lines.push(match &h.best_mode {
+        Some(b) => format!(
+            "**Best mode vs `full`**: `{}` runs at **{:.2}x** the frames per second of `full` \
+             ({bundle}, {clip}), its camvid-motion mIoU differing by **{} points** ({} vs {}, \
+             P encode).",
+            b.mode,
+            b.speedup,
+            signed(b.miou.zip(b.full_miou).map(|(m, f)| 100.0 * (m - f))),
+            pct(b.miou),
+            pct(b.full_miou),
+        ),
+        None => "**Best mode vs `full`**: not measured in this run.".into(),
+    });
+    lines.push(match h.full_vs_python {
+        Some(r) => format!(
+            "**vss `full` vs the Python per-frame baseline** (PyAV decode + the same TorchScript \
+             bundle on every frame): **{r:.2}x** the frames per second ({clip})."
+        ),
+        None => "**vss `full` vs the Python per-frame baseline**: not measured.".into(),
+    });
+    let decode_clip = report
+        .decoders
+        .iter()
+        .find(|c| c.shipped)
+        .map_or("the shipped clip".into(), |c| {
+            format!("{} ({}x{})", c.clip, c.width, c.height)
+        });
+    lines.push(match h.vssdec_vs_avdec {
+        Some(r) => format!(
+            "**vssdec vs avdec_h264**: **{r:.2}x** the decode throughput, with motion vectors \
+             exported ({decode_clip})."
+        ),
+        None => "**vssdec vs avdec_h264**: not measured.".into(),
+    });
+    lines
+}
+
+pub fn report_markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let env = &report.environment;
+    let _ = writeln!(out, "# vss benchmark and evaluation report\n");
+    let _ = writeln!(
+        out,
+        "Profile **{}**, one run of {:.0} s started {}. Generated by `{}`; every number below \
+         comes from that run.\n",
+        report.profile, report.wall_s, env.started, env.command
+    );
+
+    let _ = writeln!(out, "## Headline\n");
+    for line in headline_lines(report) {
+        let _ = writeln!(out, "- {line}");
+    }
+    out.push('\n');
+
+    let _ = writeln!(out, "## Environment\n");
+    let _ = writeln!(out, "- command: `{}`", env.command);
+    let _ = writeln!(out, "- git commit: {}", env.commit);
+    let _ = writeln!(
+        out,
+        "- CPU: {}, {} cores, {} memory",
+        env.cpu, env.cores, env.memory
+    );
+    let _ = writeln!(out, "- OS: {}, Linux {}", env.os, env.kernel);
+    let _ = writeln!(
+        out,
+        "- libraries: vss {}, {}, {} (vssdec, avdec_h264), torch {} ({} threads for vsssegment \
+         and the Python baseline), Python {}, numpy {}, PyAV {} (bundles its own FFmpeg: {}), \
+         matplotlib {}, {}",
+        env.vss,
+        env.gstreamer,
+        env.ffmpeg,
+        env.torch,
+        env.torch_threads,
+        env.python,
+        env.numpy,
+        env.pyav,
+        env.pyav_ffmpeg,
+        env.matplotlib,
+        env.rustc
+    );
+    let _ = writeln!(
+        out,
+        "- load average (1, 5, 15 min): {} before, {} after\n",
+        env.load_before, env.load_after
+    );
+
+    motion_markdown(&mut out, report);
+    stills_markdown(&mut out, report);
+    speed_markdown(&mut out, report);
+    decoders_markdown(&mut out, report);
+
+    if !report.notes.is_empty() {
+        let _ = writeln!(out, "## Notes\n");
+        for note in &report.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn motion_markdown(out: &mut String, report: &Report) {
+    let m = &report.motion;
+    let _ = writeln!(out, "## Accuracy: camvid-motion\n");
+    let _ = writeln!(
+        out,
+        "{} sequences x {} frames of `{}` (models/camvid_motion.py: CamVid test images under a \
+         moving camera, exact labels, x264 GOP 12), each through `vssdec thread-type={} ! \
+         vsssegment {} keyframe-interval={} lowres-scale={} overlay=none`, every frame scored \
+         (11 classes, void ignored, one confusion matrix per row). ms/frame = the segmentation \
+         meta's compute time (colour conversion, network or warp, class map); pipeline ms/frame = \
+         wall time per frame from PLAYING to EOS, decode included, bundle load excluded. The \
+         Python baseline decodes the P encode with PyAV and runs the same bundle on every \
+         frame.\n",
+        m.sequences,
+        m.frames_per_sequence,
+        m.data,
+        m.decoder_thread_type,
+        m.policy,
+        m.keyframe_interval,
+        m.lowres_scale
+    );
+    let _ = writeln!(out, "![{}]({})\n", MIOU_VS_MS.title, MIOU_VS_MS.file);
+    let _ = writeln!(
+        out,
+        "| bundle | encode | mode | mIoU | vs full (points) | keyframes | ms/frame mean | p50 | p99 | max | pipeline ms/frame |\n\
+         | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for r in &m.runs {
+        let full = motion_miou(report, &r.bundle, &r.encode, "full");
+        let delta = r.miou.zip(full).map(|(a, f)| 100.0 * (a - f));
+        let t = r.compute_ms.unwrap_or(Timing {
+            mean: f64::NAN,
+            p50: f64::NAN,
+            p99: f64::NAN,
+            max: f64::NAN,
+        });
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {} | {} |",
+            r.bundle,
+            r.encode,
+            r.mode,
+            pct(r.miou),
+            signed(delta),
+            100.0 * r.keyframes as f64 / r.frames.max(1) as f64,
+            ms(t.mean),
+            ms(t.p50),
+            ms(t.p99),
+            ms(t.max),
+            ms(r.pipeline_ms)
+        );
+    }
+    for p in &m.peers {
+        let full = motion_miou(report, &p.bundle, &p.encode, "full");
+        let delta = p.miou.zip(full).map(|(a, f)| 100.0 * (a - f));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | 100.0% | {} | — | — | — | {} |",
+            p.bundle,
+            p.encode,
+            p.name,
+            pct(p.miou),
+            signed(delta),
+            ms(p.compute_ms_mean),
+            ms(p.frame_ms_mean)
+        );
+    }
+    let mismatched: Vec<String> = m
+        .runs
+        .iter()
+        .filter(|r| r.distance_mismatches > 0)
+        .map(|r| {
+            format!(
+                "{} {} {}: {}",
+                r.bundle, r.encode, r.mode, r.distance_mismatches
+            )
+        })
+        .collect();
+    if !mismatched.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nFrames whose segmentation meta's distance differs from the codec's: {}",
+            mismatched.join(", ")
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\n![{}]({})\n",
+        MIOU_VS_DISTANCE.title, MIOU_VS_DISTANCE.file
+    );
+    let max_d = m
+        .runs
+        .iter()
+        .map(|r| r.per_distance.len())
+        .max()
+        .unwrap_or(0);
+    let mut header = String::from("| bundle | encode | mode |");
+    let mut rule = String::from("| --- | --- | --- |");
+    for d in 0..max_d {
+        let _ = write!(header, " d={d} |");
+        rule.push_str(" ---: |");
+    }
+    let _ = writeln!(
+        out,
+        "mIoU (%) by frames since the codec's I-frame:\n\n{header}\n{rule}"
+    );
+    for r in &m.runs {
+        let mut line = format!("| {} | {} | {} |", r.bundle, r.encode, r.mode);
+        for d in 0..max_d {
+            let v = r.per_distance.get(d).and_then(|p| p.miou);
+            let _ = write!(line, " {} |", pct(v));
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    out.push('\n');
+}
+
+fn stills_markdown(out: &mut String, report: &Report) {
+    let s = &report.stills;
+    let _ = writeln!(out, "## Accuracy: CamVid {}\n", s.split);
+    let _ = writeln!(
+        out,
+        "models/evaluate.py: {} of the split per row, through the bundle's TorchScript module \
+         (uint8 RGB resized to the size shown, argmax, upsampled to the label). `full` = the \
+         native size (what every frame gets in mode `full`), `lowres` = the size mode `lowres` \
+         runs at. Stills have no motion, so `warp` has no row here.\n",
+        s.limit
+            .map_or("every image".into(), |n| format!("the first {n} images"))
+    );
+    let _ = writeln!(
+        out,
+        "| bundle | branch | size | images | mIoU | pixel accuracy | class map |\n\
+         | --- | --- | --- | ---: | ---: | ---: | --- |"
+    );
+    for r in &s.rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {}x{} | {} | {} | {} | {} |",
+            r.bundle,
+            r.branch,
+            r.size[0],
+            r.size[1],
+            r.images,
+            pct(r.miou),
+            pct(r.pixel_accuracy),
+            r.class_map.as_deref().unwrap_or("—")
+        );
+    }
+    out.push('\n');
+}
+
+fn speed_markdown(out: &mut String, report: &Report) {
+    let _ = writeln!(out, "## Speed\n");
+    let _ = writeln!(
+        out,
+        "Each configuration plays the clip through `filesrc ! qtdemux ! h264parse ! vssdec [! \
+         vsssegment ...] ! fakesink sync=false` (keyframe-policy=interval, overlay=none; the \
+         bundle loads before the clock starts); configurations alternate order round by round \
+         and the best round is kept. fps = frames / wall time. ms/frame: time inside \
+         vsssegment per buffer (vss rows), one forward call (bare forward loop: the bundle on a \
+         native-size tensor, no GStreamer, no pre/post-processing), or decode + conversion + \
+         network + argmax (Python per-frame: PyAV, frames converted to the bundle's size, the \
+         same model.pt). vs full = fps over the same bundle's `full` fps in the same run; \
+         element time vs full = full's mean ms/frame over the row's.\n"
+    );
+    let _ = writeln!(out, "![{}]({})\n", SPEED.title, SPEED.file);
+    for clip in &report.speed {
+        let _ = writeln!(
+            out,
+            "### {}x{}: `{}`\n\n{} round(s){}, keyframe-interval {}.\n",
+            clip.width,
+            clip.height,
+            clip.clip,
+            clip.rounds,
+            clip.max_frames
+                .map_or(String::new(), |n| format!(", first {n} frames per pass")),
+            clip.keyframe_interval
+        );
+        let _ = writeln!(
+            out,
+            "| configuration | bundle | frames | fps | vs full | ms/frame mean | p50 | p99 | max | element time vs full |\n\
+             | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for r in &clip.rows {
+            let bundle = r.bundle.as_deref().unwrap_or(default_bundle());
+            let full = vss_row(clip, bundle, "full");
+            let vs_full = full.map(|f| r.fps / f.fps);
+            let element = match (r.kind.as_str(), full.and_then(|f| f.frame_ms), r.frame_ms) {
+                ("vss", Some(f), Some(t)) => ratio(Some(f.mean / t.mean)),
+                _ => "—".into(),
+            };
+            let t = r.frame_ms;
+            let cell = |f: fn(&Timing) -> f64| t.as_ref().map_or("—".into(), |t| ms(f(t)));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
+                r.name,
+                r.bundle.as_deref().unwrap_or("—"),
+                r.frames,
+                r.fps,
+                ratio(vs_full),
+                cell(|t| t.mean),
+                cell(|t| t.p50),
+                cell(|t| t.p99),
+                cell(|t| t.max),
+                element
+            );
+        }
+        out.push('\n');
+    }
+}
+
+fn decoders_markdown(out: &mut String, report: &Report) {
+    let env = &report.environment;
+    let _ = writeln!(out, "## Decoders\n");
+    let _ = writeln!(
+        out,
+        "Decode only, to nothing: GStreamer decoders in `filesrc ! qtdemux ! h264parse ! DECODER \
+         ! fakesink sync=false` ({}); PyAV ({}, its own FFmpeg, {}) decoding the same file \
+         in a loop, with `flags2=+export_mvs` and each frame's vectors read as an array, or \
+         plain. Frame and slice threads, one per core, everywhere. Rounds alternate order; the \
+         median is shown.\n",
+        env.ffmpeg, env.pyav, env.pyav_ffmpeg
+    );
+    let _ = writeln!(out, "![{}]({})\n", DECODERS.title, DECODERS.file);
+    for clip in &report.decoders {
+        let _ = writeln!(
+            out,
+            "### {}x{}: `{}` ({} frames, {} rounds)\n",
+            clip.width, clip.height, clip.clip, clip.frames, clip.rounds
+        );
+        let _ = writeln!(
+            out,
+            "| decoder | motion vectors | median s | fps | vs avdec_h264 |\n\
+             | --- | --- | ---: | ---: | ---: |"
+        );
+        let base = clip
+            .rows
+            .iter()
+            .find(|r| r.name == "avdec_h264")
+            .map(|r| r.fps);
+        for r in &clip.rows {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.3} | {:.1} | {} |",
+                r.name,
+                if r.motion_vectors { "yes" } else { "no" },
+                r.median_s,
+                r.fps,
+                ratio(base.map(|b| r.fps / b))
+            );
+        }
+        out.push('\n');
+    }
+}
+
+/// The README's results block (without the markers): a table per mode of the default and other
+/// bundles, the peers, and the headline, linking the full report at `link`.
+pub fn readme_block(report: &Report, link: &str) -> String {
+    let env = &report.environment;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<!-- generated by `cargo run --release --example report -- --update-readme` from \
+         {link}; do not edit by hand -->"
+    );
+    let _ = writeln!(
+        out,
+        "Report profile **{}**, commit {}, {} ({} cores), {}; the whole report with plots: \
+         [{link}]({link}).\n",
+        report.profile,
+        env.commit,
+        env.cpu,
+        env.cores,
+        env.started.split(' ').next().unwrap_or(&env.started)
+    );
+    let speed_small = report.speed.iter().find(|c| !c.shipped);
+    let speed_shipped = shipped_speed(report);
+    let size =
+        |c: Option<&SpeedClip>| c.map_or("—".into(), |c| format!("{}x{}", c.width, c.height));
+    let _ = writeln!(
+        out,
+        "| bundle | mode | camvid-motion mIoU, P / B | CamVid test mIoU | fps {} | fps {} | vs full |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        size(speed_small),
+        size(speed_shipped)
+    );
+    let fps = |c: Option<&SpeedClip>, bundle: &str, mode: &str| {
+        c.and_then(|c| vss_row(c, bundle, mode)).map(|r| r.fps)
+    };
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for r in &report.motion.runs {
+        let key = (r.bundle.clone(), r.mode.clone());
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let p = motion_miou(report, &r.bundle, "p", &r.mode);
+        let b = motion_miou(report, &r.bundle, "b", &r.mode);
+        let still = report
+            .stills
+            .rows
+            .iter()
+            .find(|s| s.bundle == r.bundle && s.branch == r.mode)
+            .and_then(|s| s.miou);
+        let shipped_fps = fps(speed_shipped, &r.bundle, &r.mode);
+        let full_fps = fps(speed_shipped, &r.bundle, "full");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} / {} | {} | {} | {} | {} |",
+            r.bundle,
+            r.mode,
+            pct(p),
+            pct(b),
+            pct(still),
+            fps(speed_small, &r.bundle, &r.mode).map_or("—".into(), |v| format!("{v:.1}")),
+            shipped_fps.map_or("—".into(), |v| format!("{v:.1}")),
+            ratio(shipped_fps.zip(full_fps).map(|(m, f)| m / f))
+        );
+    }
+    let python_fps = |c: Option<&SpeedClip>| {
+        c.and_then(|c| c.rows.iter().find(|r| r.kind == "python"))
+            .map(|r| r.fps)
+    };
+    if let Some(peer) = report.motion.peers.first() {
+        let full_fps = fps(speed_shipped, &peer.bundle, "full");
+        let _ = writeln!(
+            out,
+            "| {} | Python per-frame (PyAV + TorchScript) | {} / — | — | {} | {} | {} |",
+            peer.bundle,
+            pct(peer.miou),
+            python_fps(speed_small).map_or("—".into(), |v| format!("{v:.1}")),
+            python_fps(speed_shipped).map_or("—".into(), |v| format!("{v:.1}")),
+            ratio(python_fps(speed_shipped).zip(full_fps).map(|(m, f)| m / f))
+        );
+    }
+    out.push('\n');
+    for line in headline_lines(report) {
+        let _ = writeln!(out, "- {line}");
+    }
+    out
+}
+
+/// Replaces what lies between the markers in `readme` with `block`.
+pub fn update_readme(readme: &Path, block: &str) -> Result<()> {
+    let text =
+        std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
+    let updated = replace_block(&text, block)
+        .with_context(|| format!("{}: the results block", readme.display()))?;
+    std::fs::write(readme, updated).with_context(|| format!("writing {}", readme.display()))
+}
+
+fn replace_block(text: &str, block: &str) -> Result<String> {
+    let Some(begin) = text.find(README_BEGIN) else {
+        bail!("no {README_BEGIN} line");
+    };
+    let after_begin = begin + README_BEGIN.len();
+    let Some(end) = text[after_begin..]
+        .find(README_END)
+        .map(|i| after_begin + i)
+    else {
+        bail!("no {README_END} after {README_BEGIN}");
+    };
+    if text[end + README_END.len()..].contains(README_BEGIN) {
+        bail!("more than one {README_BEGIN}");
+    }
+    Ok(format!(
+        "{}\n{}{}",
+        &text[..after_begin],
+        block,
+        &text[end..]
+    ))
+}
