@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """Writes the shipped bundles (manifest.json + frozen TorchScript) under models/bundles/.
 
-    .venv/bin/python models/export.py                 # all three
+    .venv/bin/python models/export.py                 # the published-weights bundles + every trained one
     .venv/bin/python models/export.py camvid-espnet   # one
+    .venv/bin/python models/export.py camvid-bisenet  # a network trained by train_image.py (best.pt)
+    .venv/bin/python models/export.py camvid-bisenet --checkpoint models/.cache/train/bisenet/latest.pt
     .venv/bin/python models/export.py --out /tmp/b    # elsewhere
+
+Networks trained here (camvid-bisenet, camvid-icnet, camvid-dynroute) are exported only from
+an existing checkpoint of train_image.py; without one they are skipped (never exported untrained).
+Their manifest records the training facts (epochs, minutes, val-subset mIoU).
 
 Each saved module is reloaded and checked against the eager network at the native size, 360x480,
 720x960 and an odd size (all rounded up to the bundle's size multiple).
@@ -66,6 +72,39 @@ def manifest_for(spec: zoo.BundleSpec, logits_stride: int, feat_channels: int, f
     }
 
 
+def training_facts(checkpoint: Path) -> Dict:
+    """What the manifest says about a train_image.py checkpoint."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state, args = ckpt["state"], ckpt["args"]
+    val = ckpt.get("val") or (state["history"][-1] if state["history"] else None)
+    images = len(camvid_train_pairs())
+    steps_per_epoch = max(images // args["batch"], 1)
+    return {
+        "note": zoo.SCRATCH_NOTE,
+        "command": f"models/train_image.py --arch {ckpt['arch']}",
+        "checkpoint": checkpoint.name,
+        "data": (
+            f"CamVid train split ({images} images); val subset: {val['images'] if val else 0} val images"
+        ),
+        "epochs": round(state["epoch"] + state["batch_in_epoch"] / steps_per_epoch, 2),
+        "steps": int(state["step"]),
+        "train_minutes": round(state["train_seconds"] / 60.0, 1),
+        "schedule_epochs": int(args["epochs"]),
+        "val_subset_miou": round(float(val["miou"]), 2) if val else None,
+        "recipe": (
+            f"batch {args['batch']}, crops {args['crop'][0]}x{args['crop'][1]}, scale "
+            f"{args['scale_min']}-{args['scale_max']}, flip; ENet-weighted cross-entropy (void ignored)"
+            f" + auxiliary/budget terms; AdamW lr {args['lr']} poly 0.9, {args['threads']} CPU thread(s)"
+        ),
+    }
+
+
+def camvid_train_pairs():
+    from vss_models import camvid
+
+    return camvid.split_pairs("train")
+
+
 def check_sizes(spec: zoo.BundleSpec) -> List[List[int]]:
     m = spec.size_multiple
     odd = [m * (232 // m + 1), m * (328 // m + 1)]  # not a common frame size, not the native one
@@ -90,7 +129,10 @@ def export(spec: zoo.BundleSpec, out_root: Path) -> Path:
     folder = out_root / spec.name
     folder.mkdir(parents=True, exist_ok=True)
     torch.jit.save(torchscript.to_torchscript(eager, freeze=True), str(folder / MODULE_FILE))
-    bundle.write_manifest(folder, manifest_for(spec, logits_stride, features.shape[1], feat_stride))
+    manifest = manifest_for(spec, logits_stride, features.shape[1], feat_stride)
+    if spec.checkpoint is not None:
+        manifest["training"] = training_facts(spec.checkpoint)
+    bundle.write_manifest(folder, manifest)
 
     loaded = bundle.read(folder)
     module = loaded.load_module()
@@ -123,16 +165,37 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("names", nargs="*", help=f"bundles to write (default: all of {list(zoo.SPECS)})")
+    trained = [zoo.trained_spec(arch).name for arch in zoo.ARCHITECTURES]
+    parser.add_argument(
+        "names", nargs="*", help=f"bundles to write (default: {list(zoo.SPECS)} + trained ones of {trained})"
+    )
     parser.add_argument("--out", type=Path, default=paths.BUNDLES_DIR, help="folder for the bundles")
+    parser.add_argument(
+        "--checkpoint", type=Path, help="trained bundles: this train_image.py checkpoint instead of best.pt"
+    )
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    names = args.names or list(zoo.SPECS)
-    for name in names:
-        if name not in zoo.SPECS:
-            parser.error(f"unknown bundle {name!r}; known: {list(zoo.SPECS)}")
-    for name in names:
-        export(zoo.SPECS[name], args.out)
+    by_name = {zoo.trained_spec(arch).name: arch for arch in zoo.ARCHITECTURES}
+    specs = []
+    for name in args.names or list(zoo.SPECS) + list(by_name):
+        if name in zoo.SPECS:
+            specs.append(zoo.SPECS[name])
+            continue
+        if name not in by_name:
+            parser.error(f"unknown bundle {name!r}; known: {list(zoo.SPECS) + list(by_name)}")
+        spec = zoo.trained_spec(by_name[name], args.checkpoint)
+        if not spec.checkpoint.is_file():
+            message = (
+                f"{name}: no trained checkpoint at {spec.checkpoint} "
+                f"(run models/train_image.py --arch {by_name[name]})"
+            )
+            if args.names:
+                raise SystemExit(message)
+            print(f"skipped {message}")
+            continue
+        specs.append(spec)
+    for spec in specs:
+        export(spec, args.out)
     return 0
 
 

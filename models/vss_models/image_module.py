@@ -31,11 +31,16 @@ class ImageSegmenter(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         self.channels_last = channels_last
 
-    def forward(self, img: Tensor) -> Tuple[Tensor, Tensor]:
+    def normalize(self, img: Tensor) -> Tensor:
+        """The network's input from uint8 (or 0..255 float) RGB: the one definition that
+        training (train_image.py) and the bundle share."""
         x = img.to(torch.float32)
         if self.reorder:
             x = x.index_select(1, self.order)
-        x = (x - self.mean) / self.std
+        return (x - self.mean) / self.std
+
+    def forward(self, img: Tensor) -> Tuple[Tensor, Tensor]:
+        x = self.normalize(img)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         logits, features = self.net(x)

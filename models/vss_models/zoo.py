@@ -41,9 +41,11 @@ class BundleSpec:
     source: str
     license: str = "MIT"
     notes: List[str] = field(default_factory=list)
+    # Networks trained here (train_image.py): the checkpoint replaces the published weights.
+    checkpoint: Optional[Path] = None
 
     def weights_path(self) -> Path:
-        return paths.weights_dir() / self.weights
+        return self.checkpoint if self.checkpoint is not None else paths.weights_dir() / self.weights
 
 
 ESPNET_MEAN_BGR = [110.331, 108.409, 105.034]
@@ -129,9 +131,86 @@ SPECS: Dict[str, BundleSpec] = {
 
 DEFAULT_BUNDLE = "camvid-espnet"
 
+# --- networks trained from scratch on CamVid by train_image.py ----------------------------
+
+CAMVID_MEAN_RGB = ESPNET_MEAN_BGR[::-1]
+CAMVID_STD_RGB = ESPNET_STD_BGR[::-1]
+SCRATCH_PREPROCESSING = Preprocessing(
+    channel_order=[0, 1, 2],
+    mean=CAMVID_MEAN_RGB,
+    std=CAMVID_STD_RGB,
+    description=(
+        f"RGB, (x - mean) / std with x in 0..255, mean RGB {CAMVID_MEAN_RGB}, std RGB {CAMVID_STD_RGB} "
+        "(CamVid train statistics as published with ESPNet)"
+    ),
+)
+
+
+def _bisenet() -> nn.Module:
+    from .bisenet import BiSeNet
+
+    return BiSeNet(classes=11)
+
+
+def _icnet() -> nn.Module:
+    from .icnet import ICNet
+
+    return ICNet(classes=11)
+
+
+def _dynroute() -> nn.Module:
+    from .dynroute import DynamicRouting
+
+    return DynamicRouting(classes=11)
+
+
+ARCHITECTURES: Dict[str, Callable[[], nn.Module]] = {
+    "bisenet": _bisenet,
+    "icnet": _icnet,
+    "dynroute": _dynroute,
+}
+ARCH_DESCRIPTIONS = {
+    "bisenet": "BiSeNet V1 (Yu et al., ECCV 2018) at CPU scale: spatial path + half-width ResNet-18-like "
+    "context path with ARM and FFM",
+    "icnet": "ICNet (Zhao et al., ECCV 2018) at CPU scale: cascade of 1, 1/2, 1/4 resolution branches "
+    "joined by CFF units",
+    "dynroute": "Dynamic routing (Li et al., CVPR 2020) at CPU scale: 4-stride routing space with soft "
+    "conditional gates; closed paths are skipped per image",
+}
+SCRATCH_NOTE = (
+    "trained from scratch on CamVid train at CPU scale (no ImageNet pretraining: none available offline)"
+)
+
+
+def training_dir(arch: str) -> Path:
+    """Checkpoints and log of train_image.py for one architecture (git-ignored)."""
+    return paths.CACHE_DIR / "train" / arch
+
+
+def trained_spec(arch: str, checkpoint: Optional[Path] = None) -> BundleSpec:
+    """The bundle spec of a network trained by train_image.py (default checkpoint: best.pt)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {list(ARCHITECTURES)}")
+    return BundleSpec(
+        name=f"camvid-{arch}",
+        description=f"{ARCH_DESCRIPTIONS[arch]}; CamVid 11 classes, {SCRATCH_NOTE}",
+        dataset="camvid",
+        build=ARCHITECTURES[arch],
+        weights="",
+        classes=CAMVID_CLASSES,
+        keep_channels=None,
+        preprocessing=SCRATCH_PREPROCESSING,
+        native_size=[360, 480],
+        size_multiple=8,  # the networks pad to 32 inside
+        source=f"models/train_image.py --arch {arch} ({SCRATCH_NOTE})",
+        checkpoint=checkpoint or training_dir(arch) / "best.pt",
+    )
+
 
 def load_checkpoint(path: Path) -> Dict[str, torch.Tensor]:
     """The state_dict of a published checkpoint (pre-1.6 pickle; CGNet nests it under 'model')."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
     obj = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
