@@ -326,7 +326,7 @@ def train(args) -> None:
         opt.step()
         step += 1
         for k, v in (("loss", loss), ("ce", ce), ("mse", mse)):
-            run[k] += float(v)
+            run[k] += v.item()
         run["n"] += 1
         if step % args.log_every == 0:
             n = run["n"]
@@ -472,9 +472,50 @@ def export(args) -> None:
     print(f"wrote {folder} (model.pt {size_mb:.1f} MB, step {ckpt['step']}, max |diff| {diff:.1e})")
 
 
+def cost(args) -> None:
+    """Multiply-accumulates per frame of each branch (convolutions counted by torch's
+    FlopCounterMode, CReFF's similarity and weighted sums added from `attention_macs`)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = zoo.SPECS[BUNDLE]
+    model = build_model(args.scale)
+    native = tuple(spec.native_size)
+    fh, fw = native[0] // FEATURE_STRIDE, native[1] // FEATURE_STRIDE
+    img = torch.zeros(1, 3, *native, dtype=torch.uint8)
+
+    def gmacs(fn) -> float:
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            fn()
+        return counter.get_total_flops() / 2e9
+
+    full = gmacs(lambda: model.keyframe(img))
+    rows = [("full (keyframe branch)", native, full)]
+    for scale in sorted({args.scale, 0.5, 0.35}, reverse=True):
+        size = lowres_size(scale, native, spec.size_multiple)
+        lr = torch.zeros(1, 3, *size, dtype=torch.uint8)
+        warped = torch.zeros(1, 12, fh, fw)
+        low = gmacs(lambda: model.keyframe(lr))
+        fusion = gmacs(lambda: model.nonkeyframe(lr, warped)) + model.creff.attention_macs(12, fh, fw) / 1e9
+        rows.append((f"lowres {scale:g}", size, low))
+        rows.append((f"fusion {scale:g} (non-keyframe)", size, fusion))
+    print("| branch | input | GMAC/frame | of full |")
+    print("| --- | --- | --- | --- |")
+    for name, size, g in rows:
+        print(f"| {name} | {size[0]}x{size[1]} | {g:.3f} | {100 * g / full:.1f}% |")
+    gop = 12
+    for name, size, g in rows[1:]:
+        if name.startswith("fusion"):
+            mean = (full + (gop - 1) * g) / gop
+            print(
+                f"{name}, GOP {gop} (1 keyframe + 11 fused): {mean:.3f} GMAC/frame"
+                f" = {100 * mean / full:.1f}% of full"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["prepare", "train", "status", "export"])
+    ap.add_argument("command", choices=["prepare", "train", "status", "export", "cost"])
     ap.add_argument("--checkpoint", type=Path, help="export: this checkpoint instead of best.pt")
     ap.add_argument("--name", help="export: bundle name (default camvid-espnet-arseg[NN])")
     ap.add_argument("--out", type=Path, help="export: folder for the bundle (default models/bundles)")
@@ -504,7 +545,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     paths.weights_dir()  # fail early without the published weights
-    {"prepare": prepare, "train": train, "status": status, "export": export}[args.command](args)
+    {"prepare": prepare, "train": train, "status": status, "export": export, "cost": cost}[args.command](args)
 
 
 if __name__ == "__main__":

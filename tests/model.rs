@@ -590,12 +590,118 @@ fn a_manifest_that_lies_about_the_module_is_caught_at_load() {
 
 #[test]
 fn other_schemes_refuse_forward_clearly() {
-    let dir = bundle_copy("camvid-espnet", "arseg");
-    edit_manifest(&dir, |v| v["scheme"] = "arseg".into());
+    let dir = bundle_copy("camvid-espnet", "tdnet");
+    edit_manifest(&dir, |v| v["scheme"] = "tdnet".into());
     let bundle = Bundle::load(&dir.to_string_lossy(), Device::Cpu).unwrap();
     let image = Tensor::zeros([1, 3, 64, 64], (Kind::Uint8, Device::Cpu));
     let e = bundle.forward(&image).unwrap_err().to_string();
-    assert!(e.contains("arseg") && e.contains("forward"), "{e}");
+    assert!(e.contains("tdnet") && e.contains("forward"), "{e}");
+    let e = bundle
+        .warp_features(
+            &Tensor::zeros([1, 12, 4, 4], (Kind::Float, Device::Cpu)),
+            &[0.0; 32],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'warp'") && e.contains("arseg"), "{e}");
+}
+
+#[test]
+fn an_arseg_manifest_names_what_it_lacks() {
+    let dir = bundle_copy("camvid-espnet", "arseg-manifest");
+    edit_manifest(&dir, |v| v["scheme"] = "arseg".into());
+    let (e, text) = load_error(&dir);
+    assert!(matches!(e, ModelError::ManifestField { .. }), "{text}");
+    assert!(text.contains("methods.keyframe"), "{text}");
+    edit_manifest(&dir, |v| {
+        let forward = v["methods"]["forward"].clone();
+        for method in ["keyframe", "nonkeyframe", "warp"] {
+            v["methods"][method] = forward.clone();
+        }
+    });
+    let (_, text) = load_error(&dir);
+    assert!(text.contains("lowres_scale"), "{text}");
+    // The image module has no `keyframe` method: caught at load, naming file and method.
+    edit_manifest(&dir, |v| v["lowres_scale"] = 0.5.into());
+    let (e, text) = load_error(&dir);
+    assert!(matches!(e, ModelError::ModuleContract { .. }), "{text}");
+    assert!(
+        text.contains("model.pt") && text.contains("'keyframe'"),
+        "{text}"
+    );
+}
+
+const ARSEG_BUNDLE: &str = "camvid-espnet-arseg";
+
+#[test]
+fn arseg_bundle_keyframes_are_the_default_network_and_zero_motion_warps_to_itself() {
+    let arseg = Bundle::load_with_warmup(ARSEG_BUNDLE, Device::Cpu, 1).unwrap();
+    let image_bundle = Bundle::load_with_warmup("camvid-espnet", Device::Cpu, 1).unwrap();
+    let (h, w) = arseg.manifest().native_size();
+    let (rgb, iw, ih) = camvid_rgb();
+    let frame = packed_rgb_frame(&rgb, iw, ih);
+    let image = gstvss::model::resize(&frame.to_kind(Kind::Float), [h as i64, w as i64])
+        .unwrap()
+        .round()
+        .clamp(0.0, 255.0)
+        .to_kind(Kind::Uint8);
+    let (logits, features) = arseg.keyframe(&image).unwrap();
+    let (want_logits, want_features) = image_bundle.forward(&image).unwrap();
+    let diff = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
+    assert!(diff(&logits, &want_logits) < 1e-3, "keyframe logits differ");
+    assert!(
+        diff(&features, &want_features) < 1e-3,
+        "keyframe features differ"
+    );
+
+    let (fh, fw) = arseg.feature_size(h, w);
+    assert_eq!(features.size(), [1, 12, i64::from(fh), i64::from(fw)]);
+    let zero = MotionField::new(w, h, 4)
+        .unwrap()
+        .to_grid(fh as usize, fw as usize);
+    let warped = arseg.warp_features(&features, &zero).unwrap();
+    // Up to float rounding of the grid positions (~1e-6 of a position) times the gradients.
+    let scale = features.abs().max().double_value(&[]);
+    let moved = diff(&warped, &features);
+    assert!(
+        moved < 1e-5 * scale,
+        "zero motion moved the features by {moved} (max {scale})"
+    );
+
+    // Content 2 px to the right in the keyframe = one feature position at stride 2: interior
+    // features read their right neighbour's keyframe feature exactly.
+    let field = global_field(w, h, 2, 0);
+    let shifted = arseg
+        .warp_features(&features, &field.to_grid(fh as usize, fw as usize))
+        .unwrap();
+    let interior = |t: &Tensor| t.narrow(2, 8, fh as i64 - 16).narrow(3, 8, fw as i64 - 16);
+    let want = interior(
+        &features
+            .narrow(3, 1, fw as i64 - 1)
+            .pad([0, 1, 0, 0], "constant", None),
+    );
+    let off = diff(&interior(&shifted), &want);
+    assert!(
+        off < 1e-5 * scale,
+        "a 2 px shift is one feature position: off by {off}"
+    );
+
+    let (lh, lw) = arseg.manifest().scaled_size(arseg.lowres_scale());
+    let low = gstvss::model::resize(&image.to_kind(Kind::Float), [lh as i64, lw as i64])
+        .unwrap()
+        .round()
+        .to_kind(Kind::Uint8);
+    let (fused_logits, fused) = arseg.nonkeyframe(&low, &warped).unwrap();
+    assert_eq!(fused_logits.size(), logits.size());
+    assert_eq!(fused.size(), features.size());
+    // On the keyframe itself, fusion mostly agrees with the full-resolution network.
+    let a = to_vec_u8(&class_map(&fused_logits, h, w).unwrap()).unwrap();
+    let b = to_vec_u8(&class_map(&logits, h, w).unwrap()).unwrap();
+    let equal = agreement(&a, &b);
+    assert!(
+        equal > 0.8,
+        "fusion on the keyframe agrees only {equal:.3} with full"
+    );
 }
 
 #[test]

@@ -651,6 +651,76 @@ fn mode_the_bundle_cannot_serve_fails_at_start_saying_which_can() {
     assert!(error.contains("tdnet"), "{error}");
 }
 
+/// The shipped AR-Seg bundle.
+const ARSEG_BUNDLE: &str = "camvid-espnet-arseg";
+
+#[test]
+fn an_arseg_bundle_missing_a_method_fails_at_start_naming_file_and_method() {
+    // The image module under an arseg manifest: it has forward but no keyframe method.
+    let dir = scratch("vsssegment-arseg-no-method");
+    let shipped = root().join("models/bundles").join(DEFAULT_BUNDLE);
+    std::fs::copy(shipped.join("model.pt"), dir.join("model.pt")).expect("copy");
+    let mut manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(shipped.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    manifest["scheme"] = "arseg".into();
+    manifest["lowres_scale"] = 0.5.into();
+    let forward = manifest["methods"]["forward"].clone();
+    for method in ["keyframe", "nonkeyframe", "warp"] {
+        manifest["methods"][method] = forward.clone();
+    }
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("write");
+    let error = start_error(&format!("model={} mode=fusion", dir.display()));
+    eprintln!("{error}");
+    let message = error.split(" | ").next().unwrap();
+    assert!(
+        message.contains(&*dir.join("model.pt").to_string_lossy()),
+        "{error}"
+    );
+    assert!(message.contains("'keyframe'"), "{error}");
+}
+
+#[test]
+fn fusion_runs_on_the_clip_and_its_keyframes_are_the_default_networks() {
+    init();
+    let run = |properties: &str| {
+        collect(
+            &format!(
+                "filesrc location={} ! parsebin ! vssdec ! vsssegment overlay=none {properties} \
+                 ! appsink name=sink",
+                clip_location()
+            ),
+            14,
+        )
+        .0
+    };
+    let fusion = run(&format!("mode=fusion model={ARSEG_BUNDLE}"));
+    let full = run("mode=full");
+    assert_eq!(fusion.len(), 14);
+    for (i, (out, full)) in fusion.iter().zip(&full).enumerate() {
+        let seg = out.seg();
+        let key = i % 12 == 0;
+        assert_eq!(seg.keyframe, key, "frame {i}");
+        assert_eq!(seg.distance as usize, i % 12, "frame {i}");
+        let want = if key { Branch::Full } else { Branch::Fusion };
+        assert_eq!(seg.branch, want, "frame {i}");
+        assert_eq!(seg.model.as_ref(), ARSEG_BUNDLE);
+        assert_eq!((seg.width, seg.height), (NATIVE_W, NATIVE_H), "frame {i}");
+        let equal = agreement(&seg.class_map, &full.seg().class_map);
+        if key {
+            // The keyframe branch is the shipped default network, frozen.
+            assert!(
+                equal >= 0.9999,
+                "keyframe {i}: only {equal:.6} equal to full"
+            );
+        } else {
+            // A fused frame is its own prediction, but of the same scene.
+            assert!(equal >= 0.6, "frame {i}: only {equal:.3} agrees with full");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The shipped clip, end to end
 

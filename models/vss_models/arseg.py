@@ -72,7 +72,14 @@ class CReFF(nn.Module):
 
     def attend(self, query: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """The attention with K and V given `window // 2` positions wider on each side than Q
-        (zeros where that lies outside the image): training crops pass real neighbours."""
+        (zeros where that lies outside the image): training crops pass real neighbours.
+        Without autograd (the element) the same sums run in place: the 49 similarity maps
+        written straight into one buffer, the weighted values accumulated with addcmul_."""
+        if query.requires_grad or k.requires_grad or v.requires_grad:
+            return self._attend_autograd(query, k, v)
+        return self._attend_in_place(query, k, v)
+
+    def _attend_autograd(self, query: Tensor, k: Tensor, v: Tensor) -> Tensor:
         h, w = query.shape[2], query.shape[3]
         sims: List[Tensor] = []
         for dy in range(self.window):
@@ -84,6 +91,24 @@ class CReFF(nn.Module):
         for dy in range(self.window):
             for dx in range(self.window):
                 out = out + weights[:, i : i + 1] * v[:, :, dy : dy + h, dx : dx + w]
+                i += 1
+        return out
+
+    def _attend_in_place(self, query: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        n, h, w = query.shape[0], query.shape[2], query.shape[3]
+        win = self.window
+        sims = torch.empty([n, win * win, h, w], dtype=query.dtype, device=query.device)
+        i = 0
+        for dy in range(win):
+            for dx in range(win):
+                torch.sum(query * k[:, :, dy : dy + h, dx : dx + w], 1, out=sims[:, i])
+                i += 1
+        weights = torch.softmax(sims, 1)
+        out = torch.zeros_like(query)
+        i = 0
+        for dy in range(win):
+            for dx in range(win):
+                out.addcmul_(weights[:, i : i + 1], v[:, :, dy : dy + h, dx : dx + w])
                 i += 1
         return out
 
@@ -118,11 +143,11 @@ class CReFF(nn.Module):
         low_crop = low[:, :, top : top + height, left : left + width]
         return low_crop + self.attend(q, k * inside, v * inside)
 
-    def macs(self, channels: int, height: int, width: int) -> int:
-        """Multiply-accumulates of one call on a [1, channels, height, width] map (3 depthwise
-        3x3 convolutions, 49 similarity maps, 49 weighted sums; softmax not counted)."""
-        n = channels * height * width
-        return 3 * 9 * n + 2 * self.window * self.window * n
+    def attention_macs(self, channels: int, height: int, width: int) -> int:
+        """Multiply-accumulates of the attention on a [1, channels, height, width] map: 49
+        similarity maps and 49 weighted sums (element-wise, so FLOP counters that count
+        convolutions and matrix products miss them; softmax not counted)."""
+        return 2 * self.window * self.window * channels * height * width
 
 
 def warp_features(features: Tensor, grid: Tensor) -> Tensor:
