@@ -357,11 +357,31 @@ def train(args) -> None:
 
 
 def status(args) -> None:
+    """Checkpoints with their validation mIoU, and on the same validation pairs the two
+    references: the full-resolution network on each frame and its keyframe features warped."""
+    torch.set_num_threads(args.threads)
     folder = cache_dir(args.scale)
-    for path in checkpoints(folder)[-10:] + [folder / "best.pt"]:
+    for path in checkpoints(folder) + [folder / "best.pt"]:
         if path.is_file():
             c = torch.load(path, map_location="cpu", weights_only=False)
             print(f"{path.name}: step {c['step']} val mIoU {c['val_miou']:.2f}")
+    data = Pairs(folder)
+    model = build_model(args.scale)
+    rows = data.val_rows[:: max(len(data.val_rows) // args.val_pairs, 1)][: args.val_pairs]
+    cms = {"full": np.zeros((11, 11), np.int64), "warped keyframe features": np.zeros((11, 11), np.int64)}
+    with torch.no_grad():
+        for i in range(0, len(rows), args.batch):
+            b = data.batch(rows[i : i + args.batch])
+            classify = model.keyframe_net.classifier
+            preds = {
+                "full": classify(b["target"]).argmax(1),
+                "warped keyframe features": classify(model.warp(b["key"], b["grid"])).argmax(1),
+            }
+            for name, pred in preds.items():
+                for p, t in zip(pred.numpy(), b["label"].numpy()):
+                    cms[name] += confusion(t, p, 11)
+    for name, cm in cms.items():
+        print(f"same {len(rows)} val pairs, {name}: mIoU {scores(cm).miou * 100:.2f}")
 
 
 def load_trained(scale: float, checkpoint: Path = None) -> arseg.ArsegSegmenter:
