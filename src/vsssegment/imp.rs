@@ -287,7 +287,7 @@ impl ObjectImpl for VssSegment {
                     .build(),
                 glib::ParamSpecDouble::builder("lowres-scale")
                     .nick("Low-resolution scale")
-                    .blurb("Side scale of the low-resolution branch (lowres and fusion modes)")
+                    .blurb("Side scale of the low-resolution branch (lowres mode; fusion runs at its bundle's trained scale)")
                     .minimum(0.1)
                     .maximum(1.0)
                     .default_value(DEFAULT_LOWRES_SCALE)
