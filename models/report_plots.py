@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -65,8 +66,14 @@ def miou_vs_ms(report: Dict, out: Path, plt) -> None:
             linewidths=1.5,
             zorder=3,
         )
-        text = f"{r['mode']} ({r['encode'].upper()})"
-        if any(t == text and abs(lx / x - 1) < 0.15 and abs(ly - y) < 0.3 for lx, ly, t in labelled):
+        # One label per cluster of the same mode: fill and marker already tell encode and bundle.
+        text = r["mode"]
+        near = [
+            (lx, ly)
+            for lx, ly, t in labelled
+            if t == text and abs(math.log10(lx / x)) < 0.12 and abs(ly - y) < 0.4
+        ]
+        if near:
             continue
         labelled.append((x, y, text))
         ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)

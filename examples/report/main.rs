@@ -11,7 +11,7 @@
 //! bundle in every mode it can serve; the whole CamVid test split per image bundle; 3 speed
 //! rounds on the shipped clip and a 480x360 re-encode; 5 decoder rounds on the shipped clip and a
 //! 1280x720 re-encode. `--quick` (a few minutes): 3 sequences, the default bundle plus any
-//! temporal bundle, 20 CamVid test images, 1 speed round, 3 decoder rounds. `--smoke` (the
+//! temporal bundle, 20 CamVid test images, 2 speed rounds, 3 decoder rounds. `--smoke` (the
 //! test's): 1 sequence, P encode only, 4 images, 48 frames per speed pass, 1 decoder round.
 //! Modes come from the element (its `mode` enum) and each bundle's scheme, so a bundle that
 //! serves `fusion` or `distributed` shows up in every section without a change here.
@@ -108,7 +108,7 @@ const QUICK: Profile = Profile {
     sequences: 3,
     encodes: &["p", "b"],
     stills_limit: Some(20),
-    speed_rounds: 1,
+    speed_rounds: 2,
     speed_max_frames: None,
     bare_iterations: 30,
     decode_rounds: 3,
@@ -242,6 +242,22 @@ fn measure(args: &Args, profile: &Profile, python: &Python, root: &Path) -> Resu
         }
     }
     let chosen: Vec<&BundleInfo> = bundles.iter().filter(pick).collect();
+    let left_out: Vec<&str> = bundles
+        .iter()
+        .filter(|b| !pick(b))
+        .map(|b| b.name.as_str())
+        .collect();
+    if !left_out.is_empty() {
+        notes.push(format!(
+            "left out by {}: {} (the full profile runs every shipped bundle)",
+            if args.bundles.is_empty() {
+                format!("the {} profile", profile.name)
+            } else {
+                "--bundles".to_string()
+            },
+            left_out.join(", ")
+        ));
+    }
     // camvid-motion and the speed section need CamVid's classes; the stills section maps others.
     let motion_bundles: Vec<&BundleInfo> = chosen
         .iter()

@@ -518,8 +518,8 @@ pub fn readme_block(report: &Report, link: &str) -> String {
     );
     let _ = writeln!(
         out,
-        "Report profile **{}**, commit {}, {} ({} cores), {}; the whole report with plots: \
-         [{link}]({link}).\n",
+        "Report profile **{}**, commit {}, {} ({} cores), {}; the whole report with its plots \
+         is `{link}` (written by the command, not committed).\n",
         report.profile,
         env.commit,
         env.cpu,
