@@ -900,7 +900,7 @@ fn environment(python: &Python, threads: usize, started: &str) -> Result<Environ
         codec & 0xff
     );
     Ok(Environment {
-        cpu: cpu_model(),
+        cpu: common::machine::cpu_model(),
         cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
         memory: meminfo_total(),
         os: os_release(),
@@ -934,18 +934,6 @@ fn ffmpeg_release() -> String {
         }
         std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
     }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 fn meminfo_total() -> String {
