@@ -154,7 +154,23 @@ type KeyframeResult = std::thread::Result<Result<Arc<[u8]>, SegmentError>>;
 struct Pending {
     frame: u64,
     track: MotionTrack,
-    result: Receiver<KeyframeResult>,
+    result: KeyframeJob,
+}
+
+/// A background keyframe's result, waited for when abandoned (reset, mode switch, stop).
+/// An abandoned job would otherwise still be running when the application exits, and
+/// libtorch's static destructors (oneDNN's primitive cache) would tear its kernels down under
+/// it: gst-launch crashed with SIGSEGV at exit after an async-keyframes run. Waiting (at most
+/// one keyframe's time) also keeps stale keyframes from piling up on the executor.
+struct KeyframeJob(Receiver<KeyframeResult>);
+
+impl Drop for KeyframeJob {
+    fn drop(&mut self) {
+        if !executor::on_executor() {
+            // Ok: the result, discarded; Err: it was already taken or the job was dropped.
+            let _ = self.0.recv();
+        }
+    }
 }
 
 impl Segmenter {
@@ -343,7 +359,7 @@ impl Segmenter {
                     self.pending = Some(Pending {
                         frame: self.frame_index,
                         track,
-                        result,
+                        result: KeyframeJob(result),
                     });
                     keyframe_started = true;
                 }
@@ -464,7 +480,7 @@ impl Segmenter {
         let Some(pending) = self.pending.as_ref() else {
             return Ok(());
         };
-        let map = match pending.result.try_recv() {
+        let map = match pending.result.0.try_recv() {
             Err(TryRecvError::Empty) => return Ok(()),
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(SegmentError::Worker("keyframe inference panicked".into())),

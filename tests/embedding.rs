@@ -428,3 +428,51 @@ fn header_names_what_the_elements_produce() {
         assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{s}");
     }
 }
+
+/// gst-launch (the plugin loaded from GST_PLUGIN_PATH, as users run it) must exit cleanly
+/// after a run whose last keyframe was still being inferred in the background at EOS: that
+/// job used to outlive the pipeline, and libtorch's exit-time destructors crashed under it
+/// (SIGSEGV in oneDNN after "Freeing pipeline"). `--gst-disable-segtrap` turns a crash into a
+/// failed exit status instead of gst-launch's wait-for-a-debugger loop. Several runs, since
+/// whether a keyframe is in flight at EOS depends on timing.
+#[test]
+fn gst_launch_exits_cleanly_after_async_keyframes() {
+    let clip = clip();
+    for run in 0..4 {
+        let output = Command::new("timeout")
+            .args([
+                "120",
+                "gst-launch-1.0",
+                "-q",
+                "--gst-disable-segtrap",
+                "filesrc",
+            ])
+            .arg(format!("location={}", clip.display()))
+            .args([
+                "!",
+                "qtdemux",
+                "!",
+                "h264parse",
+                "!",
+                "vssdec",
+                "!",
+                "vsssegment",
+            ])
+            .args([
+                "mode=warp",
+                "async-keyframes=true",
+                "keyframe-interval=6",
+                "overlay=none",
+            ])
+            .args(["!", "fakesink"])
+            .env("GST_PLUGIN_PATH", plugin_dir())
+            .output()
+            .expect("gst-launch-1.0 runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && !stderr.contains("SIGSEGV"),
+            "run {run}: gst-launch-1.0 ended with {} and stderr:\n{stderr}",
+            output.status
+        );
+    }
+}

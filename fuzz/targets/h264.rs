@@ -275,13 +275,11 @@ impl Announced {
             .add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
                 if let Some(gst::EventView::Caps(caps)) = info.event().map(|e| e.view())
                     && let Some(s) = caps.caps().structure(0)
-                {
-                    if ["width", "height"]
+                    && ["width", "height"]
                         .iter()
                         .any(|f| s.get::<i32>(*f).is_ok_and(|v| v <= 0))
-                    {
-                        flags.non_positive_size.store(true, Ordering::SeqCst);
-                    }
+                {
+                    flags.non_positive_size.store(true, Ordering::SeqCst);
                 }
                 gst::PadProbeReturn::Ok
             })

@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn runs_borrowing_closures_on_one_thread_in_order() {
-        let data = vec![1, 2, 3];
+        let data = [1, 2, 3];
         let here = thread::current().id();
         let (sum, id) = run(|| (data.iter().sum::<i32>(), thread::current().id()));
         assert_eq!(sum, 6);
