@@ -15,9 +15,10 @@ use gstvss::model::{DEFAULT_BUNDLE, MANIFEST_FILE, Manifest, Scheme};
 use gstvss::segmenter::Mode;
 use serde_json::Value;
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "## Headline",
     "## Environment",
+    "## Goals",
     "## Accuracy: camvid-motion",
     "## Accuracy: CamVid test",
     "## Speed",
@@ -427,6 +428,28 @@ fn smoke_report_has_every_section_number_and_plot() {
     assert!(
         headline.contains("runs at **"),
         "the best mode's speedup:\n{headline}"
+    );
+
+    // The goals are judged from the same numbers: warp's fps ratio on the shipped clip, and
+    // a verdict on every line.
+    let goals = section(&md, "## Goals");
+    let warp = fps_of(shipped, "vss", Some(DEFAULT_BUNDLE), Some("warp"));
+    let warp_line = goals
+        .lines()
+        .find(|l| l.starts_with("| `warp` fps vs `full`"))
+        .unwrap_or_else(|| panic!("no warp speed goal:\n{goals}"));
+    assert!(
+        warp_line.contains(&format!("| {:.2}x |", warp / full)),
+        "warp / full = {:.2}x:\n{warp_line}",
+        warp / full
+    );
+    let verdict = if warp / full >= 8.0 { "| met" } else { "| **missed by" };
+    assert!(warp_line.contains(verdict), "{warp_line}");
+    let (header, rows) = &tables(goals)[0];
+    let v = column(header, "verdict");
+    assert!(
+        rows.iter().all(|r| r[v].contains("met") || r[v].contains("missed")),
+        "{goals}"
     );
 
     // --render-only --update-readme rewrites only the block between the markers, and the same

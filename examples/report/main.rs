@@ -21,6 +21,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod data;
+mod goals;
 mod python;
 mod render;
 

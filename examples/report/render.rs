@@ -234,6 +234,7 @@ pub fn report_markdown(report: &Report) -> String {
         env.load_before, env.load_after
     );
 
+    crate::goals::goals_markdown(&mut out, report);
     motion_markdown(&mut out, report);
     stills_markdown(&mut out, report);
     speed_markdown(&mut out, report);

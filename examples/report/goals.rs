@@ -1,0 +1,215 @@
+//! The project's stated goals, checked against one report run: the element's speed goals (on
+//! the shipped clip) and the temporal models' accuracy and cost goals (on camvid-motion). Each
+//! line gives the goal, what this run measured and by how much it is met or missed, so the
+//! verdicts come from the same numbers as the tables, never typed.
+
+use std::fmt::Write;
+
+use crate::data::*;
+
+/// TDNet-style bundles are distilled from this network; their goal is relative to it.
+const DISTRIBUTED_TEACHER: &str = "camvid-cgnet";
+
+/// One goal's line.
+pub struct Goal {
+    pub what: String,
+    pub target: String,
+    pub measured: String,
+    /// Positive = met with that margin, negative = missed by that much (in `unit`); None =
+    /// not measured in this run.
+    pub margin: Option<f64>,
+    pub unit: &'static str,
+}
+
+impl Goal {
+    fn verdict(&self) -> String {
+        match self.margin {
+            None => "not measured".into(),
+            Some(m) if m >= 0.0 => format!("met (margin {m:.2}{})", self.unit),
+            Some(m) => format!("**missed by {:.2}{}**", -m, self.unit),
+        }
+    }
+}
+
+fn speed_row<'a>(
+    clip: &'a SpeedClip,
+    kind: &str,
+    bundle: &str,
+    mode: Option<&str>,
+    variant: Option<&str>,
+) -> Option<&'a SpeedRow> {
+    clip.rows.iter().find(|r| {
+        r.kind == kind
+            && r.bundle.as_deref() == Some(bundle)
+            && r.mode.as_deref() == mode
+            && r.variant.as_deref() == variant
+    })
+}
+
+fn motion_run<'a>(
+    report: &'a Report,
+    bundle: &str,
+    encode: &str,
+    mode: &str,
+) -> Option<&'a MotionRun> {
+    report
+        .motion
+        .runs
+        .iter()
+        .find(|r| r.bundle == bundle && r.encode == encode && r.mode == mode)
+}
+
+/// The element's speed goals on the shipped clip with the default bundle: `full` within 5% of
+/// the bare forward loop, `warp` >= 8x and `lowres` >= 3x the fps of `full` (interval 12).
+pub fn speed_goals(report: &Report) -> Vec<Goal> {
+    let bundle = gstvss::model::DEFAULT_BUNDLE;
+    let Some(clip) = report.speed.iter().find(|c| c.shipped) else {
+        return Vec::new();
+    };
+    let full = speed_row(clip, "vss", bundle, Some("full"), None);
+    let mut goals = Vec::new();
+    let bare = clip
+        .rows
+        .iter()
+        .find(|r| r.kind == "bare" && r.bundle.as_deref() == Some(bundle));
+    let overhead = full
+        .and_then(|f| f.frame_ms)
+        .zip(bare.and_then(|b| b.frame_ms))
+        .map(|(f, b)| f.mean / b.mean);
+    goals.push(Goal {
+        what: format!("`full` per-frame time vs the bare forward loop ({bundle})"),
+        target: "<= 1.05x".into(),
+        measured: overhead.map_or("—".into(), |o| format!("{o:.2}x")),
+        margin: overhead.map(|o| 1.05 - o),
+        unit: "x",
+    });
+    let speedup = |mode: &str, variant: Option<&str>| {
+        full.zip(speed_row(clip, "vss", bundle, Some(mode), variant))
+            .map(|(f, r)| r.fps / f.fps)
+    };
+    for (mode, variant, target) in [
+        ("warp", None, 8.0),
+        ("warp", Some("async-keyframes"), 8.0),
+        ("lowres", None, 3.0),
+    ] {
+        let s = speedup(mode, variant);
+        if s.is_none() && variant.is_some() {
+            continue;
+        }
+        goals.push(Goal {
+            what: format!(
+                "`{mode}`{} fps vs `full` ({bundle}, interval {})",
+                variant.map_or(String::new(), |v| format!(" ({v})")),
+                clip.keyframe_interval
+            ),
+            target: format!(">= {target:.0}x"),
+            measured: s.map_or("—".into(), |s| format!("{s:.2}x")),
+            margin: s.map(|s| s - target),
+            unit: "x",
+        });
+    }
+    goals
+}
+
+/// The temporal models' goals on camvid-motion, per bundle and encode: `fusion` no more than
+/// 1.0 below `full` at <= 40% of its per-frame compute time; `warp` no more than 3.0 below
+/// `full`; `distributed` within 2.0 of its teacher with max/mean per-frame time <= 1.3.
+pub fn model_goals(report: &Report) -> Vec<Goal> {
+    let mut goals = Vec::new();
+    let points = |m: f64| 100.0 * m;
+    for run in &report.motion.runs {
+        let (bundle, encode) = (run.bundle.as_str(), run.encode.as_str());
+        let Some(miou) = run.miou else { continue };
+        let full = motion_run(report, bundle, encode, "full");
+        let full_miou = full.and_then(|f| f.miou);
+        match run.mode.as_str() {
+            "fusion" => {
+                let loss = full_miou.map(|f| points(f - miou));
+                goals.push(Goal {
+                    what: format!("`fusion` mIoU vs `full` ({bundle}, {encode} encode)"),
+                    target: ">= full - 1.0 points".into(),
+                    measured: loss.map_or("—".into(), |l| format!("{:+.2} points", -l)),
+                    margin: loss.map(|l| 1.0 - l),
+                    unit: " points",
+                });
+                let cost = full
+                    .and_then(|f| f.compute_ms)
+                    .zip(run.compute_ms)
+                    .map(|(f, r)| r.mean / f.mean);
+                goals.push(Goal {
+                    what: format!(
+                        "`fusion` compute time per frame vs `full` ({bundle}, {encode} encode, \
+                         meta time, mean over the GOP)"
+                    ),
+                    target: "<= 40%".into(),
+                    measured: cost.map_or("—".into(), |c| format!("{:.0}%", 100.0 * c)),
+                    margin: cost.map(|c| 100.0 * (0.40 - c)),
+                    unit: "%",
+                });
+            }
+            "warp" => {
+                let loss = full_miou.map(|f| points(f - miou));
+                goals.push(Goal {
+                    what: format!("`warp` mIoU vs `full` ({bundle}, {encode} encode)"),
+                    target: ">= full - 3.0 points".into(),
+                    measured: loss.map_or("—".into(), |l| format!("{:+.2} points", -l)),
+                    margin: loss.map(|l| 3.0 - l),
+                    unit: " points",
+                });
+            }
+            "distributed" => {
+                let teacher =
+                    motion_run(report, DISTRIBUTED_TEACHER, encode, "full").and_then(|t| t.miou);
+                let loss = teacher.map(|t| points(t - miou));
+                goals.push(Goal {
+                    what: format!(
+                        "`distributed` mIoU vs its teacher {DISTRIBUTED_TEACHER} `full` ({bundle}, \
+                         {encode} encode)"
+                    ),
+                    target: ">= teacher - 2.0 points".into(),
+                    measured: loss.map_or("—".into(), |l| format!("{:+.2} points", -l)),
+                    margin: loss.map(|l| 2.0 - l),
+                    unit: " points",
+                });
+                let flat = run.compute_ms.map(|t| t.max / t.mean);
+                goals.push(Goal {
+                    what: format!(
+                        "`distributed` max / mean per-frame compute time ({bundle}, {encode} encode)"
+                    ),
+                    target: "<= 1.30".into(),
+                    measured: flat.map_or("—".into(), |f| format!("{f:.2}")),
+                    margin: flat.map(|f| 1.30 - f),
+                    unit: "",
+                });
+            }
+            _ => {}
+        }
+    }
+    goals
+}
+
+/// The goals section of report.md.
+pub fn goals_markdown(out: &mut String, report: &Report) {
+    let _ = writeln!(out, "## Goals\n");
+    let _ = writeln!(
+        out,
+        "The project's stated goals, checked against this run's numbers (the tables below): \
+         speed on the shipped clip (Speed section), accuracy and per-frame cost on camvid-motion \
+         (Accuracy section).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| goal | target | measured | verdict |\n| --- | --- | --- | --- |"
+    );
+    for g in speed_goals(report).iter().chain(&model_goals(report)) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            g.what,
+            g.target,
+            g.measured,
+            g.verdict()
+        );
+    }
+    out.push('\n');
+}
