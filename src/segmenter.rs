@@ -48,7 +48,10 @@ impl Mode {
     /// The bundle schemes that can serve this mode.
     pub fn schemes(self) -> &'static [Scheme] {
         match self {
-            Mode::Full | Mode::LowRes | Mode::Warp => &[Scheme::Image, Scheme::Arseg],
+            // A tdnet bundle's `forward` is one step from a reset: sub-network 0 alone.
+            Mode::Full | Mode::LowRes | Mode::Warp => {
+                &[Scheme::Image, Scheme::Arseg, Scheme::Tdnet]
+            }
             Mode::Fusion => &[Scheme::Arseg],
             Mode::Distributed => &[Scheme::Tdnet],
         }
@@ -147,6 +150,8 @@ pub struct Segmenter {
     /// With `async_keyframes`: the inference in flight, with the motion accumulated since its
     /// frame. Dropping it (reset) throws its result away.
     pending: Option<Pending>,
+    /// `distributed`: what the previous frame's step left for this one (empty after a reset).
+    memory: Vec<Tensor>,
 }
 
 type KeyframeResult = std::thread::Result<Result<Arc<[u8]>, SegmentError>>;
@@ -210,6 +215,7 @@ impl Segmenter {
             frame_index: 0,
             key_index: 0,
             pending: None,
+            memory: Vec::new(),
         })
     }
 
@@ -246,6 +252,7 @@ impl Segmenter {
         self.key_map = None;
         self.key_features = None;
         self.pending = None;
+        self.memory.clear();
         Ok(())
     }
 
@@ -256,6 +263,7 @@ impl Segmenter {
         self.key_map = None;
         self.key_features = None;
         self.pending = None;
+        self.memory.clear();
         self.frame_index = 0;
         if let Some(track) = self.track.as_mut() {
             track.restart();
@@ -331,6 +339,18 @@ impl Segmenter {
         let native = (h, w);
         let mut keyframe_started = false;
         let (map, branch, keyframe, reason, distance) = match (self.config.mode, decision) {
+            (Mode::Distributed, _) => {
+                // No keyframes: every frame runs one sub-network and attends to the previous
+                // frame's memory; `distance` counts frames since that memory was reset.
+                let distance = u32::try_from(self.frame_index).unwrap_or(u32::MAX);
+                (
+                    self.step(input, native)?,
+                    Branch::Distributed,
+                    false,
+                    None,
+                    distance,
+                )
+            }
             (Mode::Full, d) => {
                 // The model runs on every frame, so each is a keyframe at distance 0 (the
                 // meta's contract); the reason is the schedule's where it had one.
@@ -419,15 +439,6 @@ impl Segmenter {
                     None,
                     distance,
                 )
-            }
-            (mode @ Mode::Distributed, _) => {
-                return Err(SegmentError::Unsupported {
-                    mode: mode.as_str(),
-                    wanted: "a trained temporal bundle".into(),
-                    bundle: self.bundle.name().to_string(),
-                    got: self.bundle.manifest().scheme.as_str(),
-                    serving: "this build cannot run temporal bundles yet".into(),
-                });
             }
         };
         self.frame_index += 1;
@@ -520,6 +531,25 @@ impl Segmenter {
             };
             to_arc(&map)
         })
+    }
+
+    /// `distributed`: sub-network `frames since reset % N` on `input` with the previous
+    /// frame's memory, on the libtorch executor; keeps the memory it returns.
+    fn step(&mut self, input: &FrameInput, size: (u32, u32)) -> Result<Arc<[u8]>, SegmentError> {
+        let bundle = &self.bundle;
+        let subnetworks = u64::from(bundle.manifest().subnetworks());
+        let slot = u32::try_from(self.frame_index % subnetworks).unwrap_or(0);
+        // Taken, not borrowed (tensors cross to the executor by value); a failed step leaves
+        // it empty, so the next frame starts afresh as after a reset.
+        let memory = std::mem::take(&mut self.memory);
+        let (map, memory) = executor::run(move || -> Result<_, SegmentError> {
+            let (h, w) = bundle.manifest().native_size();
+            let image = frame_to_rgb(&input.frame, size, input.colorimetry, bundle.device())?;
+            let (logits, _features, memory) = bundle.step(&image, slot, &memory)?;
+            Ok((to_arc(&class_map(&logits, h, w)?)?, memory))
+        })?;
+        self.memory = memory;
+        Ok(map)
     }
 
     /// The keyframe branch: the class map and the feature map that later frames fuse.

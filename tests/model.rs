@@ -589,13 +589,11 @@ fn a_manifest_that_lies_about_the_module_is_caught_at_load() {
 }
 
 #[test]
-fn other_schemes_refuse_forward_clearly() {
-    let dir = bundle_copy("camvid-espnet", "tdnet");
-    edit_manifest(&dir, |v| v["scheme"] = "tdnet".into());
-    let bundle = Bundle::load(&dir.to_string_lossy(), Device::Cpu).unwrap();
+fn methods_of_other_schemes_are_refused_clearly() {
+    let bundle = Bundle::load("camvid-espnet", Device::Cpu).unwrap();
     let image = Tensor::zeros([1, 3, 64, 64], (Kind::Uint8, Device::Cpu));
-    let e = bundle.forward(&image).unwrap_err().to_string();
-    assert!(e.contains("tdnet") && e.contains("forward"), "{e}");
+    let e = bundle.step(&image, 0, &[]).unwrap_err().to_string();
+    assert!(e.contains("'step'") && e.contains("tdnet"), "{e}");
     let e = bundle
         .warp_features(
             &Tensor::zeros([1, 12, 4, 4], (Kind::Float, Device::Cpu)),
@@ -604,6 +602,23 @@ fn other_schemes_refuse_forward_clearly() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("'warp'") && e.contains("arseg"), "{e}");
+}
+
+#[test]
+fn a_tdnet_bundle_steps_with_its_memory() {
+    let bundle = Bundle::load("camvid-tdnet", Device::Cpu).unwrap();
+    assert_eq!(bundle.manifest().subnetworks(), 2);
+    let image = Tensor::full([1, 3, 360, 480], 90, (Kind::Uint8, Device::Cpu));
+    let (logits, features, memory) = bundle.step(&image, 0, &[]).unwrap();
+    assert_eq!(logits.size(), [1, 11, 360, 480]);
+    assert_eq!(features.size(), [1, 256, 45, 60]);
+    assert_eq!(memory.len(), 2);
+    // forward is a step from a reset.
+    let (forward, _) = bundle.forward(&image).unwrap();
+    assert!(forward.equal(&logits));
+    // The next step reads the memory and runs the other sub-network.
+    let (next, _, _) = bundle.step(&image, 1, &memory).unwrap();
+    assert!(!next.equal(&logits));
 }
 
 #[test]

@@ -443,14 +443,23 @@ fn smoke_report_has_every_section_number_and_plot() {
         "warp / full = {:.2}x:\n{warp_line}",
         warp / full
     );
-    let verdict = if warp / full >= 8.0 { "| met" } else { "| **missed by" };
+    let verdict = if warp / full >= 8.0 {
+        "| met"
+    } else {
+        "| **missed by"
+    };
     assert!(warp_line.contains(verdict), "{warp_line}");
+    // Every line has a verdict; only a goal whose reference this profile leaves out (the
+    // distributed bundle's teacher, camvid-cgnet, outside the full profile) is unmeasured.
     let (header, rows) = &tables(goals)[0];
-    let v = column(header, "verdict");
-    assert!(
-        rows.iter().all(|r| r[v].contains("met") || r[v].contains("missed")),
-        "{goals}"
-    );
+    let (g, v) = (column(header, "goal"), column(header, "verdict"));
+    for row in rows {
+        let measured = row[v].contains("met") || row[v].contains("missed");
+        assert!(
+            measured || (row[v] == "not measured" && row[g].contains("teacher")),
+            "{row:?}"
+        );
+    }
 
     // --render-only --update-readme rewrites only the block between the markers, and the same
     // report renders the same block again.

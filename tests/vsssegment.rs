@@ -649,6 +649,10 @@ fn mode_the_bundle_cannot_serve_fails_at_start_saying_which_can() {
     );
     let error = start_error("mode=distributed");
     assert!(error.contains("tdnet"), "{error}");
+    assert!(
+        error.contains("shipped bundles that can: camvid-tdnet"),
+        "{error}"
+    );
 }
 
 /// The shipped AR-Seg bundle.
@@ -679,6 +683,30 @@ fn an_arseg_bundle_missing_a_method_fails_at_start_naming_file_and_method() {
         "{error}"
     );
     assert!(message.contains("'keyframe'"), "{error}");
+}
+
+#[test]
+fn a_tdnet_bundle_without_step_fails_at_start_naming_file_and_method() {
+    // The image module under a tdnet manifest: it has forward but no step.
+    let dir = scratch("vsssegment-tdnet-no-step");
+    let shipped = root().join("models/bundles").join(DEFAULT_BUNDLE);
+    std::fs::copy(shipped.join("model.pt"), dir.join("model.pt")).expect("copy");
+    let mut manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(shipped.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    manifest["scheme"] = "tdnet".into();
+    manifest["subnetworks"] = 2.into();
+    manifest["methods"]["step"] = manifest["methods"]["forward"].clone();
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("write");
+    let error = start_error(&format!("model={} mode=distributed", dir.display()));
+    eprintln!("{error}");
+    let message = error.split(" | ").next().unwrap();
+    assert!(
+        message.contains(&*dir.join("model.pt").to_string_lossy()),
+        "{error}"
+    );
+    assert!(message.contains("'step'"), "{error}");
 }
 
 #[test]
@@ -719,6 +747,88 @@ fn fusion_runs_on_the_clip_and_its_keyframes_are_the_default_networks() {
             assert!(equal >= 0.6, "frame {i}: only {equal:.3} agrees with full");
         }
     }
+}
+
+/// The shipped TDNet-style bundle.
+const TDNET_BUNDLE: &str = "camvid-tdnet";
+
+#[test]
+fn distributed_runs_one_subnetwork_per_frame_without_keyframes() {
+    init();
+    let run = |properties: &str| {
+        collect(
+            &format!(
+                "filesrc location={} ! parsebin ! vssdec ! vsssegment overlay=none {properties} \
+                 ! appsink name=sink",
+                clip_location()
+            ),
+            8,
+        )
+        .0
+    };
+    let distributed = run(&format!("mode=distributed model={TDNET_BUNDLE}"));
+    let full = run("mode=full");
+    assert_eq!(distributed.len(), 8);
+    for (i, (out, full)) in distributed.iter().zip(&full).enumerate() {
+        let seg = out.seg();
+        assert_eq!(seg.branch, Branch::Distributed, "frame {i}");
+        assert!(
+            !seg.keyframe,
+            "frame {i}: distributed mode has no keyframes"
+        );
+        assert_eq!(
+            seg.distance as usize, i,
+            "frame {i}: frames since the reset"
+        );
+        assert_eq!(seg.model.as_ref(), TDNET_BUNDLE);
+        assert_eq!((seg.width, seg.height), (NATIVE_W, NATIVE_H), "frame {i}");
+        // Its own prediction, of the same scene as the default network's.
+        let equal = agreement(&seg.class_map, &full.seg().class_map);
+        assert!(equal >= 0.6, "frame {i}: only {equal:.3} agrees with full");
+    }
+}
+
+#[test]
+fn distributed_memory_and_round_robin_restart_on_flush_and_discont() {
+    init();
+    let frames = clip_rgb_native(3);
+    let mut h = harness(&[
+        ("mode", "distributed"),
+        ("model", TDNET_BUNDLE),
+        ("overlay", "none"),
+    ]);
+    h.set_src_caps(rgb_caps(NATIVE_W, NATIVE_H));
+    let mut n = 0u64;
+    let mut next = |h: &mut Harness, pixels: &[u8], flags: gst::BufferFlags| {
+        let mut buffer = frame(pixels, n, None);
+        buffer.get_mut().unwrap().set_flags(flags);
+        n += 1;
+        segment_one(h, buffer).seg().clone()
+    };
+    let none = gst::BufferFlags::empty();
+    let first: Vec<_> = frames.iter().map(|f| next(&mut h, f, none)).collect();
+    assert_eq!(
+        first.iter().map(|s| s.distance).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    // The first frame again, with the memory of the previous ones and another sub-network:
+    // not the result it had from a reset.
+    let carried = next(&mut h, &frames[0], none);
+    assert_eq!(carried.distance, 3);
+    assert_ne!(carried.class_map, first[0].class_map);
+
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    let after_flush = next(&mut h, &frames[0], none);
+    assert_eq!(after_flush.distance, 0, "after flush");
+    assert_eq!(
+        after_flush.class_map, first[0].class_map,
+        "after a flush the first frame is segmented as from the start (slot 0, no memory)"
+    );
+    let _ = next(&mut h, &frames[1], none);
+    let on_discont = next(&mut h, &frames[0], gst::BufferFlags::DISCONT);
+    assert_eq!(on_discont.distance, 0, "on discont");
+    assert_eq!(on_discont.class_map, first[0].class_map);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -384,7 +384,10 @@ impl Run {
                 tally.uncovered += uncovered;
                 tally.motion += motion;
             }
-            if self.mode != "full" && frame.meta_distance != frame.codec_distance {
+            // `distributed` counts frames since its reset, not since the codec's I-frame.
+            if !matches!(self.mode.as_str(), "full" | "distributed")
+                && frame.meta_distance != frame.codec_distance
+            {
                 self.distance_mismatches += 1;
             }
             self.frames += 1;

@@ -10,7 +10,7 @@ import pytest
 from vss_models import bundle
 from vss_models.classes import CAMVID_CLASSES, CITYSCAPES_CLASSES, CITYSCAPES_TO_CAMVID
 
-SHIPPED = ["camvid-espnet", "camvid-cgnet", "cityscapes-espnetv2", "camvid-espnet-arseg"]
+SHIPPED = ["camvid-espnet", "camvid-cgnet", "cityscapes-espnetv2", "camvid-espnet-arseg", "camvid-tdnet"]
 
 
 @pytest.fixture

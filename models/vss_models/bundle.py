@@ -16,6 +16,7 @@ from . import paths
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SCHEMES = ("image", "arseg", "tdnet")
+TDNET_METHODS = ("forward", "step")
 
 
 class BundleError(ValueError):
@@ -134,6 +135,15 @@ def validate_manifest(manifest: Any, source: Union[str, Path] = MANIFEST) -> Dic
             raise _fail(source, "lowres_scale", "is missing (required by scheme 'arseg')")
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
             raise _fail(source, "lowres_scale", f"must be in (0, 1], got {scale!r}")
+    if scheme == "tdnet":
+        for required in TDNET_METHODS:
+            if required not in methods:
+                raise _fail(source, f"methods.{required}", "is missing (required by scheme 'tdnet')")
+        n = manifest.get("subnetworks")
+        if n is None:
+            raise _fail(source, "subnetworks", "is missing (required by scheme 'tdnet')")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise _fail(source, "subnetworks", f"must be at least 1, got {n!r}")
     for mname, method in methods.items():
         if not isinstance(method, dict):
             raise _fail(source, f"methods.{mname}", "must be an object with inputs and outputs")

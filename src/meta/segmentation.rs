@@ -48,9 +48,11 @@ pub struct Segmentation {
     /// One class id per pixel, row-major, `width * height` bytes; ids index `classes`.
     pub class_map: Arc<[u8]>,
     pub classes: Arc<[ClassInfo]>,
-    /// Whether the model ran on this frame at full resolution.
+    /// Whether the model ran on this frame at full resolution. Always false in `distributed`
+    /// mode, which has no keyframes.
     pub keyframe: bool,
-    /// Frames since the last keyframe (0 on a keyframe).
+    /// Frames since the last keyframe (0 on a keyframe); in `distributed` mode, frames since
+    /// the temporal memory was last reset (0 on the first frame after it).
     pub distance: u32,
     pub branch: Branch,
     /// The bundle's name.

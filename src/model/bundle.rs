@@ -96,9 +96,39 @@ impl Bundle {
                 bundle.warm_up(h, w, passes.max(1))?;
             }
             Scheme::Arseg => bundle.warm_up_arseg(passes.max(1))?,
-            Scheme::Tdnet => {}
+            Scheme::Tdnet => bundle.warm_up_tdnet(passes.max(1))?,
         }
         Ok(bundle)
+    }
+
+    /// `tdnet`: two steps (from a reset, then with the first step's memory, the next slot) per
+    /// pass at the native size, checked against the manifest, so that a module without `step`
+    /// or with other outputs fails at load, naming the file and the method.
+    fn warm_up_tdnet(&self, passes: usize) -> Result<(), ModelError> {
+        let (h, w) = self.manifest.native_size();
+        let image = Tensor::f_full(
+            [1, 3, i64::from(h), i64::from(w)],
+            128,
+            (Kind::Uint8, self.device),
+        )
+        .map_err(|e| self.contract_error(format!("warm-up input: {e}")))?;
+        for _ in 0..passes {
+            let mut memory = Vec::new();
+            for slot in 0..2 {
+                let (logits, features, next) = self.step(&image, slot, &memory)?;
+                self.check_outputs(h, w, &logits, &features)
+                    .map_err(|e| self.contract_error(format!("method 'step': {e}")))?;
+                if next.is_empty() {
+                    return Err(self.contract_error(
+                        "method 'step' returns an empty memory: the next frame would learn \
+                         nothing from this one"
+                            .into(),
+                    ));
+                }
+                memory = next;
+            }
+        }
+        Ok(())
     }
 
     /// `arseg`: runs every method once (or `passes` times) at the native and low-res sizes
@@ -214,16 +244,8 @@ impl Bundle {
     fn forward_here(&self, image: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
         let m = &self.manifest;
         let method = match m.scheme {
-            Scheme::Image => "forward",
+            Scheme::Image | Scheme::Tdnet => "forward",
             Scheme::Arseg => "keyframe",
-            Scheme::Tdnet => {
-                return Err(ModelError::UnsupportedScheme {
-                    bundle: m.name.clone(),
-                    scheme: m.scheme,
-                    method: "forward",
-                    why: "(tdnet bundles cannot run yet)",
-                });
-            }
         };
         self.check_image(image)?;
         let image = self.on_device(image)?;
@@ -286,6 +308,65 @@ impl Bundle {
                 IValue::Tensor(t) => Ok(t),
                 _ => Err(self.contract_error("method 'warp' must return a tensor".into())),
             }
+        })
+    }
+
+    /// `tdnet`'s call for every frame: sub-network `slot` (frames since the last reset; the
+    /// module takes it modulo `subnetworks`) on uint8 RGB `image`, attending to `memory` (empty
+    /// after a reset, else what the previous step returned). Returns `(logits [1, K, H, W],
+    /// features, memory for the next frame)`.
+    pub fn step(
+        &self,
+        image: &Tensor,
+        slot: u32,
+        memory: &[Tensor],
+    ) -> Result<(Tensor, Tensor, Vec<Tensor>), ModelError> {
+        let m = &self.manifest;
+        if m.scheme != Scheme::Tdnet {
+            return Err(ModelError::UnsupportedScheme {
+                bundle: m.name.clone(),
+                scheme: m.scheme,
+                method: "step",
+                why: "(only 'tdnet' bundles have it)",
+            });
+        }
+        self.check_image(image)?;
+        let image = image.shallow_clone();
+        let memory: Vec<Tensor> = memory.iter().map(Tensor::shallow_clone).collect();
+        super::executor::run(move || {
+            let memory = memory
+                .iter()
+                .map(|t| self.on_device(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let inputs = vec![
+                IValue::Tensor(self.on_device(&image)?),
+                IValue::Int(i64::from(slot)),
+                IValue::TensorList(memory),
+            ];
+            let bad = || {
+                self.contract_error(
+                    "method 'step' must return (logits, features, memory: List[Tensor])".into(),
+                )
+            };
+            let IValue::Tuple(mut items) = self.call("step", inputs)? else {
+                return Err(bad());
+            };
+            if items.len() != 3 {
+                return Err(bad());
+            }
+            let memory = match items.pop() {
+                Some(IValue::TensorList(list)) => list,
+                Some(IValue::GenericList(list)) => list
+                    .into_iter()
+                    .map(|v| match v {
+                        IValue::Tensor(t) => Ok(t),
+                        _ => Err(bad()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                _ => return Err(bad()),
+            };
+            let (logits, features) = self.pair("step", IValue::Tuple(items))?;
+            Ok((logits, features, memory))
         })
     }
 

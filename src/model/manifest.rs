@@ -106,10 +106,16 @@ pub struct Manifest {
     /// `arseg`: the side scale the low-resolution branch was trained at (0 < s <= 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lowres_scale: Option<f64>,
+    /// `tdnet`: how many sub-networks take turns (the `slot` of `step` runs modulo this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnetworks: Option<u32>,
 }
 
 /// The methods an `arseg` module exports beside `forward` (= `keyframe`).
 pub const ARSEG_METHODS: [&str; 3] = ["keyframe", "nonkeyframe", "warp"];
+
+/// The methods a `tdnet` module exports: `forward` (one step from a reset) and `step`.
+pub const TDNET_METHODS: [&str; 2] = ["forward", "step"];
 
 impl Manifest {
     /// Reads and checks `path` (a manifest.json).
@@ -242,6 +248,26 @@ impl Manifest {
                 }
             }
         }
+        if self.scheme == Scheme::Tdnet {
+            for method in TDNET_METHODS {
+                if !self.methods.contains_key(method) {
+                    return fail(
+                        &format!("methods.{method}"),
+                        "is missing (required by scheme 'tdnet')".into(),
+                    );
+                }
+            }
+            match self.subnetworks {
+                Some(n) if n >= 1 => {}
+                Some(n) => return fail("subnetworks", format!("must be at least 1, got {n}")),
+                None => {
+                    return fail(
+                        "subnetworks",
+                        "is missing (required by scheme 'tdnet')".into(),
+                    );
+                }
+            }
+        }
         for (name, method) in &self.methods {
             for (key, list) in [("inputs", &method.inputs), ("outputs", &method.outputs)] {
                 if list.is_empty() {
@@ -266,6 +292,11 @@ impl Manifest {
     }
 
     /// `(height, width)` the network was trained at; the default model input size.
+    /// `tdnet`: the number of sub-networks (1 for other schemes).
+    pub fn subnetworks(&self) -> u32 {
+        self.subnetworks.unwrap_or(1).max(1)
+    }
+
     pub fn native_size(&self) -> (u32, u32) {
         let [h, w] = self.input.native_size;
         (h, w)
@@ -390,6 +421,37 @@ mod tests {
         assert!(e.contains("JSON object"), "{e}");
         let e = error("{");
         assert!(e.contains("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn tdnet_needs_step_and_subnetworks() {
+        let tdnet = |edit: fn(&mut serde_json::Value)| {
+            edited(|v| {
+                v["scheme"] = "tdnet".into();
+                v["subnetworks"] = 2.into();
+                v["methods"]["step"] = v["methods"]["forward"].clone();
+                edit(v);
+            })
+        };
+        let m = Manifest::parse(&tdnet(|_| {}), Path::new("manifest.json")).unwrap();
+        assert_eq!((m.scheme, m.subnetworks()), (Scheme::Tdnet, 2));
+        let e = error(&tdnet(|v| {
+            v["methods"].as_object_mut().unwrap().remove("step");
+        }));
+        assert!(e.contains("'methods.step' is missing"), "{e}");
+        let e = error(&tdnet(|v| {
+            v.as_object_mut().unwrap().remove("subnetworks");
+        }));
+        assert!(e.contains("'subnetworks' is missing"), "{e}");
+        let e = error(&tdnet(|v| v["subnetworks"] = 0.into()));
+        assert!(e.contains("'subnetworks' must be at least 1"), "{e}");
+        // Other schemes ignore it and count one.
+        assert_eq!(
+            Manifest::parse(ESPNET, Path::new("m.json"))
+                .unwrap()
+                .subnetworks(),
+            1
+        );
     }
 
     #[test]

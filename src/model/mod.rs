@@ -31,8 +31,8 @@ pub use bundle::{
 pub use device::{load_cuda, parse_device, set_threads, threads};
 pub use error::ModelError;
 pub use manifest::{
-    ARSEG_METHODS, ClassInfo, FORMAT_VERSION, FeatureSpec, FileSpec, InputSpec, MANIFEST_FILE, Manifest,
-    MethodSpec, Scheme,
+    ARSEG_METHODS, ClassInfo, FORMAT_VERSION, FeatureSpec, FileSpec, InputSpec, MANIFEST_FILE,
+    Manifest, MethodSpec, Scheme, TDNET_METHODS,
 };
 pub use postprocess::{class_map, class_map_bilinear, copy_u8, resize_nearest, to_vec_u8};
 pub use preprocess::{

@@ -83,7 +83,7 @@ pub enum SegmentMode {
     )]
     Warp = 3,
     #[enum_value(
-        name = "TDNet: sub-networks round robin (tdnet bundles)",
+        name = "TDNet: one sub-network per frame, round robin, attending to the previous frame; no keyframes (tdnet bundles, e.g. camvid-tdnet)",
         nick = "distributed"
     )]
     Distributed = 4,
