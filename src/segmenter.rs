@@ -539,8 +539,8 @@ impl Segmenter {
         let bundle = &self.bundle;
         let subnetworks = u64::from(bundle.manifest().subnetworks());
         let slot = u32::try_from(self.frame_index % subnetworks).unwrap_or(0);
-        // Taken, not borrowed (tensors cross to the executor by value); a failed step leaves
-        // it empty, so the next frame starts afresh as after a reset.
+        // Taken, not borrowed (tensors cross to the executor by value); after a failed step
+        // the next frame runs without a memory, as the first frame after a reset does.
         let memory = std::mem::take(&mut self.memory);
         let (map, memory) = executor::run(move || -> Result<_, SegmentError> {
             let (h, w) = bundle.manifest().native_size();

@@ -101,9 +101,11 @@ impl Bundle {
         Ok(bundle)
     }
 
-    /// `tdnet`: two steps (from a reset, then with the first step's memory, the next slot) per
-    /// pass at the native size, checked against the manifest, so that a module without `step`
-    /// or with other outputs fails at load, naming the file and the method.
+    /// `tdnet`: steps from a reset and then with the previous step's memory, until every
+    /// sub-network has run with a memory (TorchScript optimises each path on its first calls,
+    /// which would otherwise make the first frames slow), checked against the manifest, so that
+    /// a module without `step` or with other outputs fails at load, naming the file and the
+    /// method.
     fn warm_up_tdnet(&self, passes: usize) -> Result<(), ModelError> {
         let (h, w) = self.manifest.native_size();
         let image = Tensor::f_full(
@@ -114,7 +116,7 @@ impl Bundle {
         .map_err(|e| self.contract_error(format!("warm-up input: {e}")))?;
         for _ in 0..passes {
             let mut memory = Vec::new();
-            for slot in 0..2 {
+            for slot in 0..=self.manifest.subnetworks() {
                 let (logits, features, next) = self.step(&image, slot, &memory)?;
                 self.check_outputs(h, w, &logits, &features)
                     .map_err(|e| self.contract_error(format!("method 'step': {e}")))?;

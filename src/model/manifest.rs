@@ -291,12 +291,12 @@ impl Manifest {
         Ok(())
     }
 
-    /// `(height, width)` the network was trained at; the default model input size.
     /// `tdnet`: the number of sub-networks (1 for other schemes).
     pub fn subnetworks(&self) -> u32 {
         self.subnetworks.unwrap_or(1).max(1)
     }
 
+    /// `(height, width)` the network was trained at; the default model input size.
     pub fn native_size(&self) -> (u32, u32) {
         let [h, w] = self.input.native_size;
         (h, w)
