@@ -767,7 +767,8 @@ fn distributed_runs_one_subnetwork_per_frame_without_keyframes() {
         .0
     };
     let distributed = run(&format!("mode=distributed model={TDNET_BUNDLE}"));
-    let full = run("mode=full");
+    // The teacher it was distilled from.
+    let full = run("mode=full model=camvid-cgnet");
     assert_eq!(distributed.len(), 8);
     for (i, (out, full)) in distributed.iter().zip(&full).enumerate() {
         let seg = out.seg();
@@ -782,9 +783,10 @@ fn distributed_runs_one_subnetwork_per_frame_without_keyframes() {
         );
         assert_eq!(seg.model.as_ref(), TDNET_BUNDLE);
         assert_eq!((seg.width, seg.height), (NATIVE_W, NATIVE_H), "frame {i}");
-        // Its own prediction, of the same scene as the default network's.
+        // Its own prediction, of the same scene as its teacher's.
         let equal = agreement(&seg.class_map, &full.seg().class_map);
-        assert!(equal >= 0.6, "frame {i}: only {equal:.3} agrees with full");
+        eprintln!("frame {i}: {equal:.3} agrees with the teacher");
+        assert!(equal >= 0.6, "frame {i}: only {equal:.3} agrees with the teacher");
     }
 }
 
