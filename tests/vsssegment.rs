@@ -658,55 +658,57 @@ fn mode_the_bundle_cannot_serve_fails_at_start_saying_which_can() {
 /// The shipped AR-Seg bundle.
 const ARSEG_BUNDLE: &str = "camvid-espnet-arseg";
 
-#[test]
-fn an_arseg_bundle_missing_a_method_fails_at_start_naming_file_and_method() {
-    // The image module under an arseg manifest: it has forward but no keyframe method.
-    let dir = scratch("vsssegment-arseg-no-method");
+/// The default image module under a manifest edited by `edit` (in folder `name`), started with
+/// `properties`: the first line of the start error, which must name the module file.
+fn start_error_of_edited_bundle(
+    name: &str,
+    properties: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    let dir = scratch(name);
     let shipped = root().join("models/bundles").join(DEFAULT_BUNDLE);
     std::fs::copy(shipped.join("model.pt"), dir.join("model.pt")).expect("copy");
     let mut manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(shipped.join("manifest.json")).expect("manifest"),
     )
     .expect("json");
-    manifest["scheme"] = "arseg".into();
-    manifest["lowres_scale"] = 0.5.into();
-    let forward = manifest["methods"]["forward"].clone();
-    for method in ["keyframe", "nonkeyframe", "warp"] {
-        manifest["methods"][method] = forward.clone();
-    }
+    edit(&mut manifest);
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("write");
-    let error = start_error(&format!("model={} mode=fusion", dir.display()));
+    let error = start_error(&format!("model={} {properties}", dir.display()));
     eprintln!("{error}");
-    let message = error.split(" | ").next().unwrap();
+    let message = error.split(" | ").next().unwrap().to_string();
     assert!(
         message.contains(&*dir.join("model.pt").to_string_lossy()),
         "{error}"
     );
-    assert!(message.contains("'keyframe'"), "{error}");
+    message
+}
+
+#[test]
+fn an_arseg_bundle_missing_a_method_fails_at_start_naming_file_and_method() {
+    // The image module under an arseg manifest: it has forward but no keyframe method.
+    let message =
+        start_error_of_edited_bundle("vsssegment-arseg-no-method", "mode=fusion", |manifest| {
+            manifest["scheme"] = "arseg".into();
+            manifest["lowres_scale"] = 0.5.into();
+            let forward = manifest["methods"]["forward"].clone();
+            for method in ["keyframe", "nonkeyframe", "warp"] {
+                manifest["methods"][method] = forward.clone();
+            }
+        });
+    assert!(message.contains("'keyframe'"), "{message}");
 }
 
 #[test]
 fn a_tdnet_bundle_without_step_fails_at_start_naming_file_and_method() {
     // The image module under a tdnet manifest: it has forward but no step.
-    let dir = scratch("vsssegment-tdnet-no-step");
-    let shipped = root().join("models/bundles").join(DEFAULT_BUNDLE);
-    std::fs::copy(shipped.join("model.pt"), dir.join("model.pt")).expect("copy");
-    let mut manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(shipped.join("manifest.json")).expect("manifest"),
-    )
-    .expect("json");
-    manifest["scheme"] = "tdnet".into();
-    manifest["subnetworks"] = 2.into();
-    manifest["methods"]["step"] = manifest["methods"]["forward"].clone();
-    std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("write");
-    let error = start_error(&format!("model={} mode=distributed", dir.display()));
-    eprintln!("{error}");
-    let message = error.split(" | ").next().unwrap();
-    assert!(
-        message.contains(&*dir.join("model.pt").to_string_lossy()),
-        "{error}"
-    );
-    assert!(message.contains("'step'"), "{error}");
+    let message =
+        start_error_of_edited_bundle("vsssegment-tdnet-no-step", "mode=distributed", |manifest| {
+            manifest["scheme"] = "tdnet".into();
+            manifest["subnetworks"] = 2.into();
+            manifest["methods"]["step"] = manifest["methods"]["forward"].clone();
+        });
+    assert!(message.contains("'step'"), "{message}");
 }
 
 #[test]
@@ -786,7 +788,10 @@ fn distributed_runs_one_subnetwork_per_frame_without_keyframes() {
         // Its own prediction, of the same scene as its teacher's.
         let equal = agreement(&seg.class_map, &full.seg().class_map);
         eprintln!("frame {i}: {equal:.3} agrees with the teacher");
-        assert!(equal >= 0.6, "frame {i}: only {equal:.3} agrees with the teacher");
+        assert!(
+            equal >= 0.6,
+            "frame {i}: only {equal:.3} agrees with the teacher"
+        );
     }
 }
 
