@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -261,7 +262,14 @@ def train(args, train_data: Split, val_data: Split, folder: Path) -> Dict:
     running: Dict[str, float] = {}
     count, tick = 0, time.time()
     stopped_by = "epochs"
+    # SIGTERM ends the session cleanly after the current step (val subset scored, checkpoints
+    # written), so a run can be cut short without losing best.pt.
+    terminated: List[bool] = []
+    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: terminated.append(True))
     while state["epoch"] < args.epochs:
+        if terminated:
+            stopped_by = "SIGTERM"
+            break
         if time.thread_time() >= deadline:
             stopped_by = "minutes"
             break
@@ -300,6 +308,7 @@ def train(args, train_data: Split, val_data: Split, folder: Path) -> Dict:
                     f"val mIoU {val['miou']:.2f} ({val['images']} images)"
                 )
             checkpoint(val)
+    signal.signal(signal.SIGTERM, previous)
     # The end of a session: score the val subset when this session has not, so best.pt exists.
     val = None
     if not state["history"] or state["history"][-1]["step"] != state["step"]:
@@ -329,10 +338,10 @@ def status(folder: Path) -> None:
         )
 
 
-def describe(arch: str) -> None:
-    """Parameters and multiply-accumulates of the bundle's network at CamVid's 360x480 (every
-    convolution and linear layer, counted on a forward pass; dynroute with every gate open)."""
-    net = zoo.ARCHITECTURES[arch]().eval()
+def executed_macs(net: torch.nn.Module, run):
+    """(what `run()` returns, the multiply-accumulates of every convolution and linear layer
+    that ran during it): forward hooks fire only for modules that executed, so the paths a
+    closed dynroute gate skips are not counted."""
     macs = [0]
 
     def count(module, _inputs, out):
@@ -344,13 +353,23 @@ def describe(arch: str) -> None:
         for m in net.modules()
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
     ]
-    with torch.no_grad():
-        logits, features = net(torch.zeros(1, 3, 360, 480))
-    for h in hooks:
-        h.remove()
+    try:
+        with torch.no_grad():
+            result = run()
+    finally:
+        for h in hooks:
+            h.remove()
+    return result, macs[0]
+
+
+def describe(arch: str) -> None:
+    """Parameters and multiply-accumulates of the bundle's network at CamVid's 360x480 (every
+    convolution and linear layer, counted on a forward pass; dynroute with every gate open)."""
+    net = zoo.ARCHITECTURES[arch]().eval()
+    (_logits, features), macs = executed_macs(net, lambda: net(torch.zeros(1, 3, 360, 480)))
     params = sum(p.numel() for p in net.parameters())
     print(
-        f"{arch}: {params / 1e6:.2f} M parameters, {macs[0] / 1e9:.2f} GMAC at 360x480, "
+        f"{arch}: {params / 1e6:.2f} M parameters, {macs / 1e9:.2f} GMAC at 360x480, "
         f"features {features.shape[1]} ch at stride {360 // features.shape[2]}"
     )
 

@@ -15,10 +15,11 @@ use gst_check::Harness;
 use gst_video::prelude::*;
 use gstvss::meta::{Branch, MotionInfo, MotionMeta, Segmentation, SegmentationMeta};
 use gstvss::model::{
-    Bundle, DEFAULT_BUNDLE, FrameLayout, RawFrame, YuvColorimetry, class_map, frame_to_rgb,
-    to_vec_u8,
+    Bundle, DEFAULT_BUNDLE, FrameLayout, MANIFEST_FILE, Manifest, RawFrame, YuvColorimetry,
+    class_map, frame_to_rgb, to_vec_u8,
 };
 use gstvss::motion::{EstimatorConfig, LumaPlane, MotionEstimator, MotionVector, PictureType};
+use gstvss::segmenter::Mode;
 
 /// camvid-espnet's native size: frames of this size give class-map pixels = frame pixels.
 const NATIVE_W: u32 = 480;
@@ -1208,4 +1209,77 @@ fn late_frames_make_it_degrade_in_the_documented_order() {
     }
     pipeline.set_state(gst::State::Null).expect("NULL");
     assert_eq!(modes, ["lowres", "warp"], "QoS steps within 30 s");
+}
+
+/// Every bundle that ships (the seed architectures trained here included) loads in the element
+/// and segments real frames in every mode its scheme serves (keyframe and cheap path for the
+/// keyframe modes),
+/// a class map at the bundle's native size, class ids inside its class table, and a scene of
+/// several classes (a dashcam frame is never one class).
+#[test]
+fn every_shipped_bundle_segments_the_clip_in_every_mode_it_serves() {
+    init();
+    let modes = [
+        Mode::Full,
+        Mode::LowRes,
+        Mode::Fusion,
+        Mode::Warp,
+        Mode::Distributed,
+    ];
+    let names = Bundle::list_shipped();
+    assert!(names.len() >= 8, "shipped bundles: {names:?}");
+    for name in &names {
+        let dir = gstvss::model::resolve_bundle(name).expect("shipped bundle resolves");
+        let manifest = Manifest::read(&dir.join(MANIFEST_FILE)).expect("manifest");
+        let [native_h, native_w] = manifest.input.native_size;
+        for mode in modes
+            .iter()
+            .filter(|m| m.schemes().contains(&manifest.scheme))
+        {
+            let (outs, _) = collect(
+                &format!(
+                    "filesrc location={} ! parsebin ! vssdec ! vsssegment overlay=none \
+                     model={name} mode={} keyframe-policy=interval keyframe-interval=2 \
+                     ! appsink name=sink",
+                    clip_location(),
+                    mode.as_str()
+                ),
+                3,
+            );
+            assert_eq!(outs.len(), 3, "{name} {mode:?}");
+            for (i, out) in outs.iter().enumerate() {
+                let seg = out.seg();
+                assert_eq!(
+                    seg.model.as_ref(),
+                    name.as_str(),
+                    "{name} {mode:?} frame {i}"
+                );
+                if matches!(mode, Mode::Warp | Mode::Fusion) {
+                    // Keyframe, then the cheap path from it.
+                    assert_eq!(seg.keyframe, i % 2 == 0, "{name} {mode:?} frame {i}");
+                }
+                if *mode == Mode::Full {
+                    assert_eq!(
+                        (seg.height, seg.width),
+                        (native_h, native_w),
+                        "{name} {mode:?} frame {i}"
+                    );
+                }
+                let classes = seg.classes.len();
+                assert!(
+                    seg.class_map.iter().all(|&c| usize::from(c) < classes),
+                    "{name} {mode:?} frame {i}: class id beyond the {classes} classes"
+                );
+                let present = seg
+                    .class_shares()
+                    .iter()
+                    .filter(|&&share| share > 0.01)
+                    .count();
+                assert!(
+                    present >= 3,
+                    "{name} {mode:?} frame {i}: only {present} classes over 1% of the frame"
+                );
+            }
+        }
+    }
 }

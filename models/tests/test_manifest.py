@@ -18,6 +18,7 @@ SHIPPED = [
     "camvid-tdnet",
     "camvid-bisenet",
     "camvid-icnet",
+    "camvid-dynroute",
 ]
 
 
