@@ -64,7 +64,20 @@ def round_up(size: List[int], multiple: int) -> List[int]:
 
 
 def variants(name: str) -> Dict[str, Callable[[], Callable[[torch.Tensor], object]]]:
-    """Variant name -> builder of a callable taking the uint8 NCHW frame."""
+    """Variant name -> builder of a callable taking the uint8 NCHW frame. Bundles trained here
+    (no eager port in the zoo) have only the shipped-module variants."""
+
+    def shipped():
+        return bundle.read(name).load_module()
+
+    shipped_variants = {
+        "bundle": shipped,
+        "bundle hwc-view": shipped,
+        "bundle grad-mode": shipped,
+        "bundle 1 thread": shipped,
+    }
+    if name not in zoo.SPECS:
+        return shipped_variants
     spec = zoo.SPECS[name]
 
     def eager(cl: bool):
@@ -80,9 +93,6 @@ def variants(name: str) -> Dict[str, Callable[[], Callable[[torch.Tensor], objec
             torch.jit.script(torchscript.image_module(spec, channels_last=cl))
         )
 
-    def shipped():
-        return bundle.read(name).load_module()
-
     return {
         "eager": eager(False),
         "eager+cl": eager(True),
@@ -91,10 +101,7 @@ def variants(name: str) -> Dict[str, Callable[[], Callable[[torch.Tensor], objec
         "script+freeze+cl": script(True, True),
         "optimize_for_inference": optimized(False),
         "optimize_for_inference+cl": optimized(True),
-        "bundle": shipped,
-        "bundle hwc-view": shipped,
-        "bundle grad-mode": shipped,
-        "bundle 1 thread": shipped,
+        **shipped_variants,
     }
 
 
@@ -161,7 +168,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("bundles", nargs="*", help=f"default: {list(zoo.SPECS)}")
+    parser.add_argument(
+        "bundles", nargs="*", help=f"default: {list(zoo.SPECS)}; any shipped image bundle name works"
+    )
     parser.add_argument(
         "--sizes", default="360x480,720x960", help="HxW list (rounded up to the size multiple)"
     )
@@ -185,7 +194,7 @@ def main(argv=None) -> int:
     print("| bundle | size | variant | threads | min ms | median ms |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name in names:
-        multiple = zoo.SPECS[name].size_multiple
+        multiple = zoo.SPECS[name].size_multiple if name in zoo.SPECS else bundle.read(name).size_multiple
         for size in sizes:
             size = round_up(size, multiple)
             runners = [

@@ -41,20 +41,7 @@ def manifest_for(spec: zoo.BundleSpec, logits_stride: int, feat_channels: int, f
     out_h = "H" if logits_stride == 1 else f"H/{logits_stride}"
     out_w = "W" if logits_stride == 1 else f"W/{logits_stride}"
     return {
-        "format_version": bundle.FORMAT_VERSION,
-        "name": spec.name,
-        "description": spec.description,
-        "dataset": spec.dataset,
-        "scheme": "image",
-        "classes": [dict(c) for c in spec.classes],
-        "input": {
-            "format": "RGB",
-            "layout": "NCHW",
-            "dtype": "uint8",
-            "native_size": list(spec.native_size),
-            "size_multiple": spec.size_multiple,
-            "normalization": spec.preprocessing.description,
-        },
+        **bundle.manifest_head(spec, spec.name, spec.description, "image"),
         "methods": {
             "forward": {
                 "inputs": ["image uint8 [1,3,H,W] RGB"],

@@ -5,6 +5,7 @@
     .venv/bin/python models/train_arseg.py prepare                  # decode + cache (~5 min)
     nice -n 10 .venv/bin/python models/train_arseg.py train --minutes 90   # resumes by itself
     .venv/bin/python models/train_arseg.py status                   # last checkpoints, val mIoU
+    .venv/bin/python models/train_arseg.py prepare --scale 0.35 --reuse 0.5   # low-res frames only
 
 `prepare` decodes every train sequence's p.mp4 with PyAV (`flags2=+export_mvs`, the vectors
 vssdec exports), converts frames to RGB exactly as the element does (YUV planes resized
@@ -136,6 +137,8 @@ def prepare(args) -> None:
     n = len(seqs) * frames
     out = cache_dir(args.scale)
     out.mkdir(parents=True, exist_ok=True)
+    if args.reuse is not None:
+        return prepare_lowres_only(args, seqs, frames, lr_size, out)
     keynet = torchscript.image_module(spec, channels_last=True)
 
     def mm(name, shape, dtype):
@@ -178,6 +181,53 @@ def prepare(args) -> None:
     )
     for m in (lowres, grids, feats, labels):
         m.flush()
+
+
+SCALE_FREE = ("grids", "features", "labels", "index")
+
+
+def prepare_lowres_only(args, seqs, frames: int, lr_size: Tuple[int, int], out: Path) -> None:
+    """`prepare --reuse S`: the grids, keyframe features, labels and index do not depend on the
+    low-res scale, so link them from scale S's prepared folder and only decode + resize the
+    frames for this scale (minutes instead of ~20)."""
+    source = cache_dir(args.reuse)
+    info = json.loads((source / "info.json").read_text()) if (source / "info.json").is_file() else None
+    if info is None or info["sequences"] != len(seqs) or info["frames"] != frames:
+        raise SystemExit(
+            f"{source}: no prepared data for these {len(seqs)} sequences;"
+            f" run `prepare --scale {args.reuse:g}`"
+        )
+    for name in SCALE_FREE:
+        link = out / f"{name}.npy"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(Path("..") / source.name / f"{name}.npy")
+    lowres = np.lib.format.open_memmap(
+        out / "lowres.npy", mode="w+", dtype=np.uint8, shape=(len(seqs) * frames, 3, *lr_size)
+    )
+    native = tuple(zoo.SPECS[BUNDLE].native_size)
+    start = time.time()
+    for s, seq in enumerate(seqs):
+        for f, (planes, _kind, _vectors) in enumerate(decode(seq / "p.mp4")):
+            if f >= frames:
+                break
+            lowres[s * frames + f] = yuv420_to_rgb(planes, native[1], native[0], lr_size)[0].numpy()
+        print(
+            f"prepare {s + 1}/{len(seqs)} {seq.name} {time.time() - start:.0f} s (low-res frames only)",
+            flush=True,
+        )
+    lowres.flush()
+    (out / "info.json").write_text(
+        json.dumps(
+            {
+                "scale": args.scale,
+                "lowres_size": lr_size,
+                "sequences": len(seqs),
+                "frames": frames,
+                "reuses": args.reuse,
+            }
+        )
+    )
 
 
 def _png(path: Path):
@@ -420,23 +470,15 @@ def export(args) -> None:
     lr = list(lowres_size(args.scale, tuple(native), spec.size_multiple))
     k = len(spec.classes)
     manifest = {
-        "format_version": bundle.FORMAT_VERSION,
-        "name": name,
-        "description": (
-            f"AR-Seg on ESPNet p=2 q=8: keyframes full resolution (camvid-espnet, frozen), other "
-            f"frames at {args.scale:g}x + CReFF fusing the keyframe features warped by codec motion"
+        **bundle.manifest_head(
+            spec,
+            name,
+            (
+                f"AR-Seg on ESPNet p=2 q=8: keyframes full resolution (camvid-espnet, frozen), other "
+                f"frames at {args.scale:g}x + CReFF fusing the keyframe features warped by codec motion"
+            ),
+            "arseg",
         ),
-        "dataset": spec.dataset,
-        "scheme": "arseg",
-        "classes": [dict(c) for c in spec.classes],
-        "input": {
-            "format": "RGB",
-            "layout": "NCHW",
-            "dtype": "uint8",
-            "native_size": native,
-            "size_multiple": spec.size_multiple,
-            "normalization": spec.preprocessing.description,
-        },
         "methods": {
             "forward": {
                 "inputs": ["image uint8 [1,3,H,W] RGB"],
@@ -540,6 +582,12 @@ def main() -> None:
     ap.add_argument("--name", help="export: bundle name (default camvid-espnet-arseg[NN])")
     ap.add_argument("--out", type=Path, help="export: folder for the bundle (default models/bundles)")
     ap.add_argument("--scale", type=float, default=0.5, help="low-res branch side scale")
+    ap.add_argument(
+        "--reuse",
+        type=float,
+        default=None,
+        help="prepare: link the scale-independent arrays from this scale's prepared folder",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-4)

@@ -271,25 +271,17 @@ def export(args) -> None:
     k = len(spec.classes)
     st = ckpt["state"]
     manifest = {
-        "format_version": bundle.FORMAT_VERSION,
-        "name": NAME,
-        "description": (
-            f"TDNet-style distributed segmentation on ESPNet pieces: {tdnet.SUBNETWORKS} sub-networks "
-            "round robin "
-            "(half of ESPNet's stride-8 blocks each) + attention propagation from the previous frame; "
-            f"distilled from {TEACHER}"
+        **bundle.manifest_head(
+            spec,
+            NAME,
+            (
+                f"TDNet-style distributed segmentation on ESPNet pieces: {tdnet.SUBNETWORKS} sub-networks "
+                "round robin "
+                "(half of ESPNet's stride-8 blocks each) + attention propagation from the previous frame; "
+                f"distilled from {TEACHER}"
+            ),
+            "tdnet",
         ),
-        "dataset": spec.dataset,
-        "scheme": "tdnet",
-        "classes": [dict(c) for c in spec.classes],
-        "input": {
-            "format": "RGB",
-            "layout": "NCHW",
-            "dtype": "uint8",
-            "native_size": list(spec.native_size),
-            "size_multiple": spec.size_multiple,
-            "normalization": spec.preprocessing.description,
-        },
         "methods": {
             "forward": {
                 "inputs": ["image uint8 [1,3,H,W] RGB"],

@@ -238,6 +238,27 @@ def read(path_or_name: Union[str, Path]) -> Bundle:
     return Bundle(folder, manifest)
 
 
+def manifest_head(spec: Any, name: str, description: str, scheme: str) -> Dict:
+    """The fields every exported manifest opens with, from a `zoo.BundleSpec` (dataset, class
+    table, input): the exporters add methods, features, files and provenance after them."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "description": description,
+        "dataset": spec.dataset,
+        "scheme": scheme,
+        "classes": [dict(c) for c in spec.classes],
+        "input": {
+            "format": "RGB",
+            "layout": "NCHW",
+            "dtype": "uint8",
+            "native_size": list(spec.native_size),
+            "size_multiple": spec.size_multiple,
+            "normalization": spec.preprocessing.description,
+        },
+    }
+
+
 def format_json(value: Any, indent: int = 0, width: int = 100) -> str:
     """JSON with 2-space indentation where a value does not fit on one line (so each class of
     a manifest is one line), keys in insertion order."""
