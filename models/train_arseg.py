@@ -509,7 +509,12 @@ def export(args) -> None:
         "lowres_size": lr,
         "fusion": "CReFF, 7x7 local attention on the stride-2 map before the shared classifier",
         "training": {
-            "command": "models/train_arseg.py prepare && models/train_arseg.py train",
+            "command": (
+                "models/train_arseg.py prepare && models/train_arseg.py train"
+                if args.scale == 0.5
+                else f"models/train_arseg.py prepare --scale {args.scale:g} --reuse 0.5"
+                f" && models/train_arseg.py train --scale {args.scale:g}"
+            ),
             "data": "camvid-motion train split, p.mp4, pairs (I-frame, frame at d=1..11)",
             "checkpoint_step": int(ckpt["step"]),
             "val_miou": round(float(ckpt["val_miou"]), 2),

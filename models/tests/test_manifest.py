@@ -15,6 +15,7 @@ SHIPPED = [
     "camvid-cgnet",
     "cityscapes-espnetv2",
     "camvid-espnet-arseg",
+    "camvid-espnet-arseg35",
     "camvid-tdnet",
     "camvid-bisenet",
     "camvid-icnet",
