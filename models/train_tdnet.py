@@ -6,16 +6,21 @@
     .venv/bin/python models/train_tdnet.py export              # best.pt -> bundles/camvid-tdnet
 
 prepare: decodes every camvid-motion train sequence's P encode (PyAV, converted to RGB exactly
-as train_arseg.py does, i.e. as the element does) into models/.cache/tdnet/ with its labels and
-the teacher's (camvid-cgnet) logits average-pooled to stride 4 (float16).
+as train_arseg.py does, i.e. as the element does) into models/.cache/tdnet/ with its labels, the
+teacher's (camvid-cgnet) logits average-pooled to stride 4 and its 256-channel stride-8 feature
+map (both float16).
 
 train: windows of two consecutive frames of one sequence, the sub-networks in round-robin order
-from a random slot, unrolled through `TDNet.step` exactly as the element calls it (the first
-frame with an empty memory, the second with the first's). Loss per frame: cross entropy on the
-labels (void ignored) + distillation KL(teacher || student) at temperature 2 on stride-4 logits,
-weight 1. BatchNorm statistics stay frozen (batch of 4 windows). Adam, lr 1e-4 for the
-pretrained ESPNet parts and 1e-3 for the APM. Resumable: `latest.pt` every 50 steps and at the
-end, `best.pt` = best mIoU on the held-out last 6 sequences, scored at the end of each run.
+from a random slot, unrolled through `TDNet.step_parts` (the body of the `step` the element
+calls; the first frame with an empty memory, the second with the first's). Loss per frame:
+cross entropy on the labels (void ignored) + distillation KL(teacher || student) at
+temperature 2 on stride-4 logits, weight 1 + grouped feature distillation (TDNet's), weight
+`--gkd-weight`: the teacher's stride-8 map split into one channel group per sub-network, the
+frame's sub-network's own map (before the attention) regressed onto its group and the fused map
+onto the whole, each through a 1x1 adapter (training only), mean squared error. BatchNorm
+statistics stay frozen (batch of 4 windows). Adam, lr 1e-4 for the pretrained ESPNet parts and
+1e-3 for the APM and the adapters. Resumable: `latest.pt` every 50 steps and at the end,
+`best.pt` = best mIoU on the held-out last 6 sequences, scored at the end of each run.
 `--minutes` counts the training thread's CPU time, so pauses do not eat it.
 """
 
@@ -47,6 +52,7 @@ VOID = 11
 VAL_SEQUENCES = 6
 TEACHER_STRIDE = 4
 TEMPERATURE = 2.0
+FEATURE_CHANNELS = 256  # TDNet's stride-8 map and the teacher's (CGNet) alike
 
 
 def log(msg: str) -> None:
@@ -78,6 +84,8 @@ def prepare(args) -> None:
     images = mm("images", (n, 3, *native), np.uint8)
     labels = mm("labels", (n, *native), np.uint8)
     soft = mm("teacher", (n, k, *t_size), np.float16)
+    f_size = (native[0] // 8, native[1] // 8)
+    feats = mm("teacher_features", (n, FEATURE_CHANNELS, *f_size), np.float16)
     start = time.time()
     for s, seq in enumerate(seqs):
         for f, (planes, _kind, _vectors) in enumerate(decode(seq / "p.mp4")):
@@ -88,10 +96,11 @@ def prepare(args) -> None:
             images[row] = rgb[0].numpy()
             labels[row] = np.asarray(Image.open(seq / "labels" / f"{f:06d}.png"))
             with torch.no_grad():
-                logits = teacher(rgb)[0]
+                logits, features = teacher(rgb)
             soft[row] = F.avg_pool2d(logits, TEACHER_STRIDE)[0].numpy().astype(np.float16)
+            feats[row] = features[0].numpy().astype(np.float16)
         log(f"prepare {s + 1}/{len(seqs)} {seq.name} {time.time() - start:.0f} s")
-    for m in (images, labels, soft):
+    for m in (images, labels, soft, feats):
         m.flush()
     (CACHE / "info.json").write_text(
         json.dumps({"sequences": len(seqs), "frames": frames, "teacher": TEACHER})
@@ -108,6 +117,9 @@ class Windows:
         self.images = np.load(CACHE / "images.npy", mmap_mode="r")
         self.labels = np.load(CACHE / "labels.npy", mmap_mode="r")
         self.teacher = np.load(CACHE / "teacher.npy", mmap_mode="r")
+        if not (CACHE / "teacher_features.npy").is_file():
+            raise SystemExit(f"{CACHE}: no teacher features; run `train_tdnet.py prepare` again")
+        self.features = np.load(CACHE / "teacher_features.npy", mmap_mode="r")
         train_seqs = self.sequences - VAL_SEQUENCES
         # Window starts: every frame but a sequence's last.
         self.train = [s * self.frames + f for s in range(train_seqs) for f in range(self.frames - 1)]
@@ -118,8 +130,29 @@ class Windows:
     def batch(self, rows: List[int]):
         pick = lambda a, offset: torch.from_numpy(np.stack([a[r + offset] for r in rows]))  # noqa: E731
         return [
-            (pick(self.images, o), pick(self.labels, o).long(), pick(self.teacher, o).float()) for o in (0, 1)
+            (
+                pick(self.images, o),
+                pick(self.labels, o).long(),
+                pick(self.teacher, o).float(),
+                pick(self.features, o).float(),
+            )
+            for o in (0, 1)
         ]
+
+
+class Adapters(torch.nn.Module):
+    """Grouped distillation's 1x1 adapters (training only): sub-network i's stride-8 map to the
+    teacher's channel group i, the fused map to the teacher's whole map."""
+
+    def __init__(self, channels: int = FEATURE_CHANNELS, groups: int = tdnet.SUBNETWORKS):
+        super().__init__()
+        self.per = FEATURE_CHANNELS // groups
+        self.groups = torch.nn.ModuleList([torch.nn.Conv2d(channels, self.per, 1) for _ in range(groups)])
+        self.whole = torch.nn.Conv2d(channels, FEATURE_CHANNELS, 1)
+
+    def loss(self, sub: torch.Tensor, fused: torch.Tensor, teacher: torch.Tensor, slot: int) -> torch.Tensor:
+        group = teacher[:, slot * self.per : (slot + 1) * self.per]
+        return F.mse_loss(self.groups[slot](sub), group) + F.mse_loss(self.whole(fused), teacher)
 
 
 def build(checkpoint: Path | None = None) -> tdnet.TDNetSegmenter:
@@ -134,11 +167,12 @@ def build(checkpoint: Path | None = None) -> tdnet.TDNetSegmenter:
     return model
 
 
-def losses(model: tdnet.TDNetSegmenter, window, slot: int) -> Dict[str, torch.Tensor]:
+def losses(model: tdnet.TDNetSegmenter, window, slot: int, adapters: Adapters) -> Dict[str, torch.Tensor]:
     memory: List[torch.Tensor] = []
-    ce = kd = torch.zeros(())
-    for i, (img, label, soft) in enumerate(window):
-        logits, _, memory = model.net.step(model.normalize(img), slot + i, memory)
+    ce = kd = gkd = torch.zeros(())
+    for i, (img, label, soft, features) in enumerate(window):
+        logits, fused, memory, sub = model.net.step_parts(model.normalize(img), slot + i, memory)
+        gkd = gkd + adapters.loss(sub, fused, features, (slot + i) % tdnet.SUBNETWORKS)
         ce = ce + F.cross_entropy(logits, label, ignore_index=VOID)
         student = F.avg_pool2d(logits, TEACHER_STRIDE)
         kd = kd + F.kl_div(
@@ -147,7 +181,7 @@ def losses(model: tdnet.TDNetSegmenter, window, slot: int) -> Dict[str, torch.Te
             log_target=True,
             reduction="batchmean",
         ) * (TEMPERATURE**2) / (student.shape[2] * student.shape[3])
-    return {"ce": ce / len(window), "kd": kd / len(window)}
+    return {"ce": ce / len(window), "kd": kd / len(window), "gkd": gkd / len(window)}
 
 
 def freeze_bn(module: torch.nn.Module) -> None:
@@ -164,7 +198,7 @@ def evaluate(model: tdnet.TDNetSegmenter, data: Windows, rows: List[int]) -> flo
     with torch.no_grad():
         for r in rows:
             memory: List[torch.Tensor] = []
-            for i, (img, label, _soft) in enumerate(data.batch([r])):
+            for i, (img, label, _soft, _features) in enumerate(data.batch([r])):
                 logits, _, memory = model.step(img, i, memory)
                 conf += confusion(label[0].numpy(), logits.argmax(1)[0].numpy(), k)
     return scores(conf).miou
@@ -176,24 +210,41 @@ def train(args) -> None:
     data = Windows()
     latest = CACHE / "latest.pt"
     model = build()
+    adapters = Adapters()
     apm = list(model.net.apm.parameters())
     apm_ids = {id(p) for p in apm}
     rest = [p for p in model.net.parameters() if id(p) not in apm_ids]
-    opt = torch.optim.Adam([{"params": rest, "lr": args.lr}, {"params": apm, "lr": args.lr * 10}])
+    fast = apm + list(adapters.parameters())
+    opt = torch.optim.Adam([{"params": rest, "lr": args.lr}, {"params": fast, "lr": args.lr * 10}])
     state = {"step": 0, "train_seconds": 0.0, "best_miou": -1.0}
     if latest.is_file():
         ckpt = torch.load(latest, map_location="cpu", weights_only=False)
         model.net.load_state_dict(ckpt["net"])
-        opt.load_state_dict(ckpt["opt"])
         state = ckpt["state"]
+        if "adapters" in ckpt:
+            adapters.load_state_dict(ckpt["adapters"])
+            opt.load_state_dict(ckpt["opt"])
+        else:
+            # A run from before grouped distillation: its network goes on, the adapters and the
+            # optimizer start afresh.
+            log("checkpoint without distillation adapters: adding them, optimizer restarts")
+        state.setdefault("gkd_from_step", state["step"])
         log(f"resumed {latest} at step {state['step']}, {state['train_seconds'] / 60:.1f} min trained")
+    else:
+        state["gkd_from_step"] = 0
     rng = np.random.default_rng(1234)
     rng.bit_generator.advance(state["step"] * 16)
 
     def save(path: Path, extra: Dict | None = None) -> None:
         tmp = path.with_suffix(".tmp")
         torch.save(
-            {"net": model.net.state_dict(), "opt": opt.state_dict(), "state": dict(state), **(extra or {})},
+            {
+                "net": model.net.state_dict(),
+                "adapters": adapters.state_dict(),
+                "opt": opt.state_dict(),
+                "state": dict(state),
+                **(extra or {}),
+            },
             tmp,
         )
         tmp.replace(path)
@@ -201,14 +252,14 @@ def train(args) -> None:
     start = time.thread_time()
     session = state["train_seconds"]
     deadline = start + args.minutes * 60.0
-    tick, running = time.time(), {"ce": 0.0, "kd": 0.0}
+    tick, running = time.time(), {"ce": 0.0, "kd": 0.0, "gkd": 0.0}
     model.train()
     freeze_bn(model)
     while time.thread_time() < deadline:
         rows = [data.train[i] for i in rng.integers(0, len(data.train), args.batch)]
         slot = int(rng.integers(0, tdnet.SUBNETWORKS))
-        out = losses(model, data.batch(rows), slot)
-        loss = out["ce"] + args.kd_weight * out["kd"]
+        out = losses(model, data.batch(rows), slot, adapters)
+        loss = out["ce"] + args.kd_weight * out["kd"] + args.gkd_weight * out["gkd"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -219,9 +270,10 @@ def train(args) -> None:
         if state["step"] % 10 == 0:
             log(
                 f"step {state['step']} ce {running['ce'] / 10:.4f} kd {running['kd'] / 10:.4f} "
+                f"gkd {running['gkd'] / 10:.4f} "
                 f"gamma {float(model.net.apm.gamma):.3f} {(time.time() - tick) / 10:.2f} s/step"
             )
-            tick, running = time.time(), {"ce": 0.0, "kd": 0.0}
+            tick, running = time.time(), {"ce": 0.0, "kd": 0.0, "gkd": 0.0}
         if state["step"] % 50 == 0:
             save(latest)
     val = evaluate(model, data, data.val[:: args.val_every])
@@ -307,6 +359,16 @@ def export(args) -> None:
             "command": "models/train_tdnet.py prepare && models/train_tdnet.py train",
             "data": "camvid-motion train split, p.mp4, windows of 2 consecutive frames",
             "teacher": TEACHER,
+            "distillation": (
+                "cross entropy + KL to the teacher's logits (T=2)"
+                + (
+                    f"; grouped feature distillation from step {st['gkd_from_step']}: the teacher's"
+                    f" stride-8 map in {tdnet.SUBNETWORKS} channel groups, one per sub-network, the fused"
+                    " map to the whole (1x1 adapters, training only)"
+                    if "gkd_from_step" in st
+                    else ""
+                )
+            ),
             "steps": st["step"],
             "train_minutes": round(st["train_seconds"] / 60, 1),
             # None when the checkpoint was saved mid-run, before any held-out scoring.
@@ -331,6 +393,7 @@ def main() -> None:
     t.add_argument("--batch", type=int, default=4)
     t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--kd-weight", type=float, default=1.0)
+    t.add_argument("--gkd-weight", type=float, default=1.0, help="grouped feature distillation")
     t.add_argument("--val-every", type=int, default=5, help="score every n-th held-out window")
     sub.add_parser("status")
     e = sub.add_parser("export")

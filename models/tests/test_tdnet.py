@@ -99,12 +99,22 @@ def test_training_unrolls_the_exported_step_and_reaches_the_attention():
     train_tdnet.freeze_bn(m)
     k = 11
     window = [
-        (img, torch.randint(0, 12, (1, *SIZE)), torch.randn(1, k, SIZE[0] // 4, SIZE[1] // 4))
+        (
+            img,
+            torch.randint(0, 12, (1, *SIZE)),
+            torch.randn(1, k, SIZE[0] // 4, SIZE[1] // 4),
+            torch.randn(1, train_tdnet.FEATURE_CHANNELS, SIZE[0] // 8, SIZE[1] // 8),
+        )
         for img in frames(2)
     ]
-    out = train_tdnet.losses(m, window, slot=1)
-    assert set(out) == {"ce", "kd"} and all(torch.isfinite(v) for v in out.values())
-    (out["ce"] + out["kd"]).backward()
+    adapters = train_tdnet.Adapters()
+    out = train_tdnet.losses(m, window, slot=1, adapters=adapters)
+    assert set(out) == {"ce", "kd", "gkd"} and all(torch.isfinite(v) for v in out.values())
+    (out["ce"] + out["kd"] + out["gkd"]).backward()
+    # Grouped distillation: both sub-networks' group adapters (slots 1 then 0) and the whole-map
+    # adapter learn.
+    for conv in [*adapters.groups, adapters.whole]:
+        assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
     # The second frame read the first's memory: the attention's parameters get gradients.
     assert m.net.apm.gamma.grad is not None and float(m.net.apm.gamma.grad.abs()) > 0
     assert m.net.apm.query.weight.grad.abs().sum() > 0

@@ -21,10 +21,12 @@ Here (N = 2, CPU scale):
 - ESPNet's RUM decoder (pretrained) turns the current frame's stride-2/4 maps and the fused
   stride-8 map into logits at the input resolution.
 
-Distillation: camvid-cgnet's logits (the teacher) with a temperature, plus cross entropy on the
-labels (`models/train_tdnet.py`). TDNet distils groups of the teacher's feature channels into
-each sub-network; this implementation distils the output distribution only (the teacher is a
-different architecture, CGNet, whose feature channels have no counterpart here).
+Distillation from camvid-cgnet (the teacher), in `models/train_tdnet.py`: cross entropy on the
+labels, KL to the teacher's logits at a temperature, and TDNet's grouped knowledge distillation:
+the teacher's 256-channel stride-8 feature map is split into N channel groups, sub-network i's
+own stride-8 map (`step_parts`, before the attention) learns group i through a 1x1 adapter, and
+the fused map learns the whole teacher map through another. The adapters exist only in
+training (CGNet's channels have no counterpart in ESPNet's); the bundle is unchanged by them.
 
 Bundle method (the element calls it once per frame):
 
@@ -135,10 +137,18 @@ class TDNet(nn.Module):
         return self.classifier(self.conv(torch.cat([up4, s2], 1)))
 
     def step(self, x: Tensor, slot: int, memory: List[Tensor]) -> Tuple[Tensor, Tensor, List[Tensor]]:
+        logits, fused, memory, _ = self.step_parts(x, slot, memory)
+        return logits, fused, memory
+
+    def step_parts(
+        self, x: Tensor, slot: int, memory: List[Tensor]
+    ) -> Tuple[Tensor, Tensor, List[Tensor], Tensor]:
+        """`step` and the sub-network's own stride-8 map before the attention (what grouped
+        distillation trains against its group of the teacher's channels)."""
         s2, s4, down8 = self.stem(x)
         s8 = self.sub(slot % self.subnetworks, down8)
         fused = self.apm(s8, memory)
-        return self.decode(s2, s4, fused), fused, self.apm.memory_of(fused)
+        return self.decode(s2, s4, fused), fused, self.apm.memory_of(fused), s8
 
     def keep_classes(self, keep: List[int]) -> None:
         old = self.classifier
