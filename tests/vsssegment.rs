@@ -1212,10 +1212,9 @@ fn late_frames_make_it_degrade_in_the_documented_order() {
 }
 
 /// Every bundle that ships (the seed architectures trained here included) loads in the element
-/// and segments real frames in every mode its scheme serves (keyframe and cheap path for the
-/// keyframe modes),
-/// a class map at the bundle's native size, class ids inside its class table, and a scene of
-/// several classes (a dashcam frame is never one class).
+/// and segments real frames in every mode its scheme serves: keyframe and cheap path in the
+/// keyframe modes, `full` maps at the bundle's native size, class ids inside its class table,
+/// and a scene of several classes (a dashcam frame is never one class).
 #[test]
 fn every_shipped_bundle_segments_the_clip_in_every_mode_it_serves() {
     init();
