@@ -189,7 +189,7 @@ SCALE_FREE = ("grids", "features", "labels", "index")
 def prepare_lowres_only(args, seqs, frames: int, lr_size: Tuple[int, int], out: Path) -> None:
     """`prepare --reuse S`: the grids, keyframe features, labels and index do not depend on the
     low-res scale, so link them from scale S's prepared folder and only decode + resize the
-    frames for this scale (minutes instead of ~20)."""
+    frames for this scale (seconds instead of ~20 minutes)."""
     source = cache_dir(args.reuse)
     info = json.loads((source / "info.json").read_text()) if (source / "info.json").is_file() else None
     if info is None or info["sequences"] != len(seqs) or info["frames"] != frames:
