@@ -145,6 +145,8 @@ def time_round_robin(runners: List[Runner], threads: int, warmup: int, repeats: 
     """Calls the variants in turn, `repeats` rounds, so that load from other processes on a
     shared machine spreads over all of them instead of penalising whichever ran at a bad time."""
     torch.set_num_threads(threads)
+    # As vsssegment's libtorch thread does (src/model/executor.rs): denormals cost ~3x on Intel.
+    torch.set_flush_denormal(True)
     live = []
     for r in runners:
         try:
