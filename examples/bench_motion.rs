@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gst::prelude::*;
 use gstvss::meta::MotionMeta;
-use gstvss::motion::{DEFAULT_CELL_SIZE, MotionTrack, MotionVector, PictureType};
+use gstvss::motion::{MotionTrack, MotionVector, PictureType, cell_for_map};
 
 #[derive(Parser)]
 #[command(about = "Per-frame cost of the motion path (paint, accumulate, stats, warp)")]
@@ -62,6 +62,8 @@ fn main() -> Result<()> {
         bail!("{} gave no pictures", input.display());
     };
     let vectors: usize = pictures.iter().map(|p| p.vectors.len()).sum();
+    // The cell vsssegment picks for this frame and class map.
+    let cell = cell_for_map(first.width, first.height, map_w, map_h);
     println!("{}", common::machine::describe());
     println!(
         "command: {}",
@@ -74,10 +76,10 @@ fn main() -> Result<()> {
         first.width,
         first.height,
         vectors as f64 / pictures.len() as f64,
-        DEFAULT_CELL_SIZE
+        cell
     );
 
-    let mut track = MotionTrack::new(first.width, first.height, DEFAULT_CELL_SIZE)?;
+    let mut track = MotionTrack::new(first.width, first.height, cell)?;
     let key_map: Vec<u8> = (0..map_w * map_h).map(|i| (i % 11) as u8).collect();
     let mut warped = vec![0u8; key_map.len()];
     let mut times = [Duration::ZERO; 3];

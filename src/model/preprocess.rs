@@ -258,7 +258,7 @@ pub fn frame_to_rgb(
             return Ok(image);
         }
         let resized = resize(&image.f_to_kind(Kind::Float).context("RGB to float")?, size)?;
-        return to_u8(&resized);
+        return to_u8(resized);
     }
 
     let y = plane(0, h, w)?;
@@ -332,13 +332,14 @@ pub fn yuv_to_rgb(yuv: &Tensor, colorimetry: YuvColorimetry) -> Result<Tensor, M
         .and_then(|mut t| t.f_add_(&bias))
         .and_then(|t| t.f_view(shape.as_slice()))
         .context("YUV to RGB")?;
-    to_u8(&rgb)
+    to_u8(rgb)
 }
 
 /// Float 0..255 values to uint8: round half to even, clamp.
-fn to_u8(t: &Tensor) -> Result<Tensor, ModelError> {
-    t.f_round()
-        .and_then(|t| t.f_clamp(0.0, 255.0))
+fn to_u8(mut t: Tensor) -> Result<Tensor, ModelError> {
+    // In place: the float frame is ours, and two fewer frame-sized passes through memory.
+    t.f_round_()
+        .and_then(|mut t| t.f_clamp_(0.0, 255.0))
         .and_then(|t| t.f_to_kind(Kind::Uint8))
         .context("rounding to uint8")
 }

@@ -22,6 +22,22 @@ use super::vector::{MotionVector, PictureType};
 /// 8x8 blocks FFmpeg reports at best.
 pub const DEFAULT_CELL_SIZE: u32 = 4;
 
+/// The cell side for a frame whose segmentation is a `map_width` x `map_height` class map:
+/// [`DEFAULT_CELL_SIZE`] map pixels, in frame pixels (the larger of the two axes' frame-to-map
+/// ratios, rounded, at least 1). A finer field only repeats what the map cannot show: for a
+/// 960x540 frame and a 480x360 map that is 8 px, FFmpeg's finest block, and a quarter of the
+/// cells (paint, fill and accumulation cost per cell) of 4 px. At the map's own size it is
+/// [`DEFAULT_CELL_SIZE`].
+pub fn cell_for_map(width: u32, height: u32, map_width: u32, map_height: u32) -> u32 {
+    let ratio = |frame: u32, map: u32| f64::from(frame) / f64::from(map.max(1));
+    let scale = ratio(width, map_width)
+        .max(ratio(height, map_height))
+        .round()
+        .max(1.0);
+    // Bounded by the frame side, so no frame has zero cells.
+    (DEFAULT_CELL_SIZE * scale.min(f64::from(u16::MAX)) as u32).min(width.max(height).max(1))
+}
+
 /// Why a field could not be built or combined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldError {
@@ -434,7 +450,8 @@ impl MotionField {
                 let source_uncovered =
                     cell_index(sx / cell, sy / cell, grid).is_none_or(|j| previous.uncovered[j]);
                 // The keyframe never saw content whose accumulated source is outside it.
-                let keyframe_outside = cell_index((cx + dx) / cell, (cy + dy) / cell, grid).is_none();
+                let keyframe_outside =
+                    cell_index((cx + dx) / cell, (cy + dy) / cell, grid).is_none();
                 out_uncovered[col] = step_uncovered[col] || source_uncovered || keyframe_outside;
             }
         }
@@ -860,6 +877,20 @@ impl MotionTrack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cells_are_four_class_map_pixels_in_frame_pixels() {
+        // At the map's own size, and below it: the default.
+        assert_eq!(cell_for_map(480, 360, 480, 360), DEFAULT_CELL_SIZE);
+        assert_eq!(cell_for_map(320, 240, 480, 360), DEFAULT_CELL_SIZE);
+        // The shipped clip on a 480x360 bundle: ratios 2 and 1.5, the larger one counts.
+        assert_eq!(cell_for_map(960, 540, 480, 360), 8);
+        assert_eq!(cell_for_map(1920, 1080, 480, 360), 16);
+        assert_eq!(cell_for_map(1280, 720, 480, 360), 12);
+        // Never larger than the frame, never zero.
+        assert_eq!(cell_for_map(4000, 2, 1, 1), 4000);
+        assert_eq!(cell_for_map(1, 1, 0, 0), 1);
+    }
 
     fn past(dst_x: i16, dst_y: i16, w: u8, h: u8, mx: i32, my: i32, scale: u16) -> MotionVector {
         MotionVector {

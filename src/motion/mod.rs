@@ -7,6 +7,6 @@ pub mod vector;
 pub use estimate::{EstimateError, EstimatorConfig, LumaPlane, MotionEstimator};
 pub use field::{
     DEFAULT_CELL_SIZE, FieldError, FieldGeometry, FieldStats, MotionField, MotionTrack,
-    PaintReport, StepReference,
+    PaintReport, StepReference, cell_for_map,
 };
 pub use vector::{MotionVector, PictureType};
