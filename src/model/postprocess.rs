@@ -5,12 +5,14 @@
 //!   (argmax over the model-size map only): the recommended per-frame default for the element.
 //! - [`class_map_bilinear`]: bilinear upsampling of the logits (`align_corners=False`), then
 //!   argmax: smoother, more accurate class boundaries when the frame is larger than the model
-//!   input, at the cost of upsampling K channels. The bundle contract's own definition of the
-//!   class map when `logits_stride > 1` (models/README.md; every shipped bundle has 1), so
-//!   use it for such bundles, or where edge accuracy matters more than ~6 ms a keyframe.
+//!   input, at the cost of interpolating K channels (on the CPU only along class edges). The
+//!   bundle contract's own definition of the class map when `logits_stride > 1`
+//!   (models/README.md; every shipped bundle has 1), so use it for such bundles, or where edge
+//!   accuracy matters more than ~1 ms a keyframe.
 //!
 //! Both agree on all but the pixels along class edges: 0.84% of a 960x540 map from 360x480
-//! ESPNet logits, for 0.8 ms (nearest) vs 6.5 ms (bilinear) on 2 cores.
+//! ESPNet logits, for 1.7 ms (nearest) vs 2.9 ms (bilinear) on 2 cores (`tests/model.rs`
+//! `timings`; the dense bilinear path took 6.5 ms on the earlier AMD machine).
 
 use tch::{Device, Kind, Tensor};
 
@@ -34,7 +36,8 @@ pub fn class_map(logits: &Tensor, out_h: u32, out_w: u32) -> Result<Tensor, Mode
 /// logit pixels share their argmax takes that class (it wins every convex combination of
 /// them, ties to the lower id included), and only the others, along class edges, interpolate
 /// all K logits. Same map as upsampling everything (up to float rounding between near-tied
-/// logits: tested on real logits), ~5x faster for 11 classes from 184x240 to 360x480.
+/// logits: tested on real logits). 11 classes from 184x240 to 360x480, 2 cores: 1.5 ms
+/// against 2.6 for the dense path, on a synthetic frame full of class edges.
 pub fn class_map_bilinear(logits: &Tensor, out_h: u32, out_w: u32) -> Result<Tensor, ModelError> {
     check_logits(logits, "class_map_bilinear")?;
     let size = logits.size();
