@@ -47,7 +47,8 @@ pub fn class_map_bilinear(logits: &Tensor, out_h: u32, out_w: u32) -> Result<Ten
             .f_view(out)
             .context("class map shape");
     }
-    if logits.device() == Device::Cpu && logits.kind() == Kind::Float {
+    let empty = size[2..].contains(&0) || out.contains(&0);
+    if logits.device() == Device::Cpu && logits.kind() == Kind::Float && !empty {
         return class_map_bilinear_cpu(logits, out_h, out_w);
     }
     class_map_bilinear_dense(logits, out_h, out_w)
@@ -261,6 +262,10 @@ mod tests {
                 fast.len()
             );
         }
+        // Empty logits or an empty map: libtorch's error, not a panic.
+        let none = Tensor::zeros([1, 3, 0, 4], (Kind::Float, Device::Cpu));
+        assert!(class_map_bilinear(&none, 8, 8).is_err());
+        assert!(class_map_bilinear(&logits, 0, 5).is_err());
         // Exact ties everywhere: the lower id, as argmax.
         let ties = Tensor::zeros([1, 4, 5, 6], (Kind::Float, Device::Cpu));
         assert_eq!(
