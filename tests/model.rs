@@ -886,13 +886,9 @@ fn class_map_warp_agrees_with_the_motion_module() {
 /// A frame's layout, plane slices and strides.
 type FramePlanes<'a> = (FrameLayout, Vec<&'a [u8]>, Vec<usize>);
 
-/// `lowres` turns low-resolution logits into the native map with `class_map_bilinear`, which on
-/// the CPU interpolates only along class edges: on real logits (camvid-espnet on a CamVid frame at
-/// half size, up to 360x480 and to 960x540) it gives the map of upsampling every channel.
-#[test]
-fn bilinear_class_maps_of_real_logits_match_full_upsampling() {
-    let (rgb, w, h) = camvid_rgb();
-    let planes: [&[u8]; 1] = [&rgb];
+/// A packed RGB frame through our own pre-processing at `size` (height, width).
+fn rgb_resized(rgb: &[u8], w: usize, h: usize, size: (u32, u32)) -> Tensor {
+    let planes: [&[u8]; 1] = [rgb];
     let frame = RawFrame {
         layout: FrameLayout::Rgb,
         width: w as u32,
@@ -900,9 +896,17 @@ fn bilinear_class_maps_of_real_logits_match_full_upsampling() {
         planes: &planes,
         strides: &[w * 3],
     };
+    frame_to_rgb(&frame, size, YuvColorimetry::BT601, Device::Cpu).unwrap()
+}
+
+/// `lowres` turns low-resolution logits into the native map with `class_map_bilinear`, which on
+/// the CPU interpolates only along class edges: on real logits (camvid-espnet on a CamVid frame at
+/// half size, up to 360x480 and to 960x540) it gives the map of upsampling every channel.
+#[test]
+fn bilinear_class_maps_of_real_logits_match_full_upsampling() {
+    let (rgb, w, h) = camvid_rgb();
     let bundle = Bundle::load("camvid-espnet", Device::Cpu).unwrap();
-    let low = bundle.manifest().scaled_size(0.5);
-    let image = frame_to_rgb(&frame, low, YuvColorimetry::BT601, Device::Cpu).unwrap();
+    let image = rgb_resized(&rgb, w, h, bundle.manifest().scaled_size(0.5));
     let (logits, _) = bundle.forward(&image).unwrap();
     for (oh, ow) in [(360u32, 480u32), (540, 960)] {
         let ours = to_vec_u8(&class_map_bilinear(&logits, oh, ow).unwrap()).unwrap();
@@ -948,15 +952,7 @@ fn timings() {
         let input = if (mh as usize, mw as usize) == (h, w) {
             image.shallow_clone()
         } else {
-            let planes: [&[u8]; 1] = [&rgb];
-            let frame = RawFrame {
-                layout: FrameLayout::Rgb,
-                width: w as u32,
-                height: h as u32,
-                planes: &planes,
-                strides: &[w * 3],
-            };
-            frame_to_rgb(&frame, (mh, mw), YuvColorimetry::BT601, Device::Cpu).unwrap()
+            rgb_resized(&rgb, w, h, (mh, mw))
         };
         report(
             &format!("forward {name} {mh}x{mw} (2 threads)"),
@@ -966,24 +962,8 @@ fn timings() {
 
     // A 960x540 frame (the dashcam clip's size) made by scaling the CamVid frame up.
     let (fw, fh) = (960usize, 540usize);
-    let big = {
-        let planes: [&[u8]; 1] = [&rgb];
-        let frame = RawFrame {
-            layout: FrameLayout::Rgb,
-            width: w as u32,
-            height: h as u32,
-            planes: &planes,
-            strides: &[w * 3],
-        };
-        let t = frame_to_rgb(
-            &frame,
-            (fh as u32, fw as u32),
-            YuvColorimetry::BT601,
-            Device::Cpu,
-        )
-        .unwrap();
-        to_vec_u8(&t.permute([0, 2, 3, 1])).unwrap()
-    };
+    let big =
+        to_vec_u8(&rgb_resized(&rgb, w, h, (fh as u32, fw as u32)).permute([0, 2, 3, 1])).unwrap();
     let (y, u, v) = rgb_to_yuv420(&big, fw, fh);
     let uv = interleave(&u, &v);
     let bgrx: Vec<u8> = big
