@@ -126,10 +126,84 @@ fn class_map_bilinear_cpu(logits: &Tensor, out_h: u32, out_w: u32) -> Result<Ten
 /// Through `max(dim)`, not `argmax`: on libtorch 2.13's CPU, `argmax` over the channel dim of
 /// an NCHW tensor is ~6x slower (15 ms vs 2.3 ms for 11x360x480 on 2 threads).
 fn argmax_classes(logits: &Tensor, keepdim: bool) -> Result<Tensor, ModelError> {
+    let size = logits.size();
+    if logits.device() == Device::Cpu
+        && logits.kind() == Kind::Float
+        && logits.is_contiguous()
+        && size.len() == 4
+        && size[0] == 1
+        && (1..=256).contains(&size[1])
+    {
+        let (k, plane) = (size[1] as usize, (size[2] * size[3]) as usize);
+        // SAFETY: a contiguous float32 CPU tensor of k * plane elements, alive and only read
+        // while this borrow lasts (a local handle).
+        let values: &[f32] =
+            unsafe { std::slice::from_raw_parts(logits.data_ptr() as *const f32, k * plane) };
+        if let Some(ids) = argmax_planes_vectorised(values, k, plane) {
+            let shape: &[i64] = if keepdim {
+                &[1, 1, size[2], size[3]]
+            } else {
+                &[1, size[2], size[3]]
+            };
+            return Tensor::from_slice(&ids).f_view(shape).context("class ids");
+        }
+    }
     let (_, indices) = logits
         .f_max_dim(1, keepdim)
         .context("argmax over classes")?;
     indices.f_to_kind(Kind::Uint8).context("class ids to uint8")
+}
+
+/// Pixels per tile of [`argmax_planes`]: its running maxima and ids stay in L1.
+const ARGMAX_TILE: usize = 1024;
+
+/// [`argmax_planes`] where the CPU runs it vectorised (x86-64 with AVX2: 11x360x480 in 0.4 ms
+/// on one core, against 0.9 ms for libtorch's `max(dim=1)` on 2, which walks each pixel's K
+/// strided values). None elsewhere: compiled for baseline x86-64 the loop is scalar (3.4 ms),
+/// so libtorch's kernel stays the path there.
+fn argmax_planes_vectorised(values: &[f32], k: usize, plane: usize) -> Option<Vec<u8>> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return Some(unsafe { argmax_planes_avx2(values, k, plane) });
+    }
+    let _ = (values, k, plane);
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn argmax_planes_avx2(values: &[f32], k: usize, plane: usize) -> Vec<u8> {
+    argmax_planes(values, k, plane)
+}
+
+/// Per pixel, the index of the largest of `k` planes of `plane` values each (`values` holds the
+/// planes one after the other): libtorch's `max(dim=1)` indices. Each tile of pixels is swept
+/// plane by plane, a compare and two selects per value, which LLVM vectorises with AVX2.
+/// Ties go to the lower index; a NaN wins over numbers and the first NaN stays, as in libtorch.
+#[inline(always)]
+fn argmax_planes(values: &[f32], k: usize, plane: usize) -> Vec<u8> {
+    let mut ids = vec![0u8; plane];
+    let mut best = [0f32; ARGMAX_TILE];
+    let mut best_id = [0u32; ARGMAX_TILE];
+    for start in (0..plane).step_by(ARGMAX_TILE) {
+        let n = ARGMAX_TILE.min(plane - start);
+        let (best, best_id) = (&mut best[..n], &mut best_id[..n]);
+        best.copy_from_slice(&values[start..start + n]);
+        best_id.fill(0);
+        for c in 1..k {
+            let row = &values[c * plane + start..c * plane + start + n];
+            for ((b, id), &v) in best.iter_mut().zip(best_id.iter_mut()).zip(row) {
+                let take = v > *b || (v.is_nan() && !b.is_nan());
+                *b = if take { v } else { *b };
+                *id = if take { c as u32 } else { *id };
+            }
+        }
+        for (out, &id) in ids[start..start + n].iter_mut().zip(best_id.iter()) {
+            *out = id as u8;
+        }
+    }
+    ids
 }
 
 /// Nearest-neighbour resize of a `[N, C, h, w]` tensor of any kind (ids stay ids), centres
@@ -217,6 +291,40 @@ mod tests {
             to_vec_u8(&class_map_bilinear(&logits, 3, 4).unwrap()).unwrap(),
             map
         );
+    }
+
+    #[test]
+    fn the_tiled_argmax_gives_libtorchs_indices() {
+        // Sizes around the tile, ties (repeated values), NaNs and infinities.
+        for (k, h, w) in [
+            (1, 3, 5),
+            (11, 37, 53),
+            (19, 1, 1024),
+            (3, 2, 1025),
+            (256, 2, 3),
+        ] {
+            let logits = Tensor::randint(4, [1, k, h, w], (Kind::Float, Device::Cpu));
+            let flat = logits.view([-1]);
+            let n = flat.size()[0];
+            for (i, v) in [(0, f64::NAN), (n / 2, f64::INFINITY), (n - 1, f64::NAN)] {
+                let _ = flat.get(i).fill_(v);
+            }
+            let (_, want) = logits.max_dim(1, false);
+            let values = Vec::<f32>::try_from(&flat).unwrap();
+            let plain = argmax_planes(&values, k as usize, (h * w) as usize);
+            let plain = Tensor::from_slice(&plain)
+                .to_kind(Kind::Int64)
+                .view([1, h, w]);
+            assert!(plain.equal(&want), "k={k} {h}x{w}: the loop differs");
+            let got = argmax_classes(&logits, false).unwrap();
+            assert_eq!(got.kind(), Kind::Uint8);
+            assert!(
+                got.to_kind(Kind::Int64).equal(&want),
+                "k={k} {h}x{w}: differs from max(dim=1)"
+            );
+            let kept = argmax_classes(&logits, true).unwrap();
+            assert_eq!(kept.size(), [1, 1, h, w]);
+        }
     }
 
     #[test]
