@@ -145,8 +145,6 @@ def time_round_robin(runners: List[Runner], threads: int, warmup: int, repeats: 
     """Calls the variants in turn, `repeats` rounds, so that load from other processes on a
     shared machine spreads over all of them instead of penalising whichever ran at a bad time."""
     torch.set_num_threads(threads)
-    # As vsssegment's libtorch thread does (src/model/executor.rs): denormals cost ~3x on Intel.
-    torch.set_flush_denormal(True)
     live = []
     for r in runners:
         try:
@@ -167,6 +165,11 @@ def time_round_robin(runners: List[Runner], threads: int, warmup: int, repeats: 
 
 
 def main(argv=None) -> int:
+    # As vsssegment's libtorch thread does (src/model/executor.rs): denormals cost ~3x on Intel.
+    # Before any torch work: the flag is per thread, and OpenMP's workers copy it from this
+    # thread when they start; building the variants starts them (set later, 2 threads ran
+    # 184x240 3x slower than one).
+    torch.set_flush_denormal(True)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

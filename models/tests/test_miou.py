@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from vss_models import bundle, evaluation, metrics
 from vss_models.cityscapes_check import CityscapesLayout
 
@@ -31,6 +32,22 @@ def test_cityscapes_bundle_scores_through_class_map(camvid_test_pairs):
     assert evaluation.class_map_for(b) == "cityscapes-to-camvid"
     with pytest.raises(ValueError, match="class map"):
         evaluation.evaluate(b, "test", limit=1, class_map="none")
+
+
+def test_predict_gives_argmax_ids_ties_to_the_first():
+    class Logits(torch.nn.Module):
+        def forward(self, x):
+            logits = torch.randint(0, 3, (1, 11, 6, 8)).float()  # many ties
+            return logits, logits
+
+    torch.manual_seed(0)
+    module = Logits()
+    torch.manual_seed(1)
+    ids = evaluation.predict(module, torch.zeros(1, 3, 6, 8, dtype=torch.uint8), (6, 8))
+    torch.manual_seed(1)
+    logits, _ = module(None)
+    assert ids.dtype == np.uint8
+    np.testing.assert_array_equal(ids, logits[0].argmax(0).numpy())
 
 
 def test_confusion_ignores_void_and_scores():

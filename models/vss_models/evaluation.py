@@ -68,7 +68,9 @@ def predict(module, frame: torch.Tensor, out_hw: Sequence[int]) -> np.ndarray:
         logits, _ = module(frame)
         if list(logits.shape[2:]) != list(out_hw):
             logits = F.interpolate(logits, size=list(out_hw), mode="bilinear", align_corners=False)
-        return logits[0].argmax(0).to(torch.uint8).numpy()
+        # max's indices, not argmax: the same ids (first maximum on ties), but libtorch's CPU
+        # argmax over the class dim of 11x360x480 logits takes ~28 ms, max ~2 ms.
+        return logits[0].max(0).indices.to(torch.uint8).numpy()
 
 
 def evaluate(
