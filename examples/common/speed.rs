@@ -162,12 +162,22 @@ pub fn run_pipeline(
 /// Per-call milliseconds of the bundle's forward at its native size, after its warm-up; on
 /// the libtorch executor thread, where the element's inference runs too.
 pub fn bare_forward(model: &str, iterations: usize) -> Result<Vec<f64>> {
-    gstvss::model::executor::run(|| bare_forward_here(model, iterations))
+    bare_forward_scaled(model, 1.0, iterations)
 }
 
-fn bare_forward_here(model: &str, iterations: usize) -> Result<Vec<f64>> {
+/// [`bare_forward`] on an input scaled by `scale` per side, as `lowres` runs it.
+pub fn bare_forward_scaled(model: &str, scale: f64, iterations: usize) -> Result<Vec<f64>> {
+    gstvss::model::executor::run(|| bare_forward_here(model, scale, iterations))
+}
+
+fn bare_forward_here(model: &str, scale: f64, iterations: usize) -> Result<Vec<f64>> {
     let bundle = Bundle::load(model, parse_device("cpu")?)?;
-    let (h, w) = bundle.manifest().native_size();
+    let manifest = bundle.manifest();
+    let (h, w) = if scale == 1.0 {
+        manifest.native_size()
+    } else {
+        manifest.scaled_size(scale)
+    };
     // Packed RGB viewed as NCHW (channels-last strides), as the element hands frames over.
     let image = tch::Tensor::randint(
         256,
