@@ -8,14 +8,16 @@
 //! ```
 //! Per-frame latency is the time a buffer spends inside vsssegment (sink pad to src pad);
 //! "element time vs full" is full's mean latency over the configuration's: the segmentation
-//! speedup without decoding, which the fps ratio includes.
+//! speedup without decoding, which the fps ratio includes. A second table runs vsssegment
+//! alone on the clip's frames decoded beforehand (appsrc, one frame at a time): with vssdec's
+//! threads decoding the next pictures meanwhile, the element shares the cores with them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 mod common;
 
-use common::speed::{PipelineRun, bare_forward_scaled, run_pipeline};
+use common::speed::{PipelineRun, bare_forward_scaled, decode_all, run_element, run_pipeline};
 use common::stats::summary;
 
 use anyhow::Result;
@@ -60,7 +62,9 @@ fn main() -> Result<()> {
             Some("mode=warp async-keyframes=true".into()),
         ),
     ];
+    let (caps, decoded) = decode_all(&input)?;
     let mut best: HashMap<String, PipelineRun> = HashMap::new();
+    let mut alone: HashMap<String, PipelineRun> = HashMap::new();
     let mut forward: Vec<f64> = Vec::new();
     let mut forward_lowres: Vec<f64> = Vec::new();
     for round in 0..args.rounds {
@@ -85,6 +89,16 @@ fn main() -> Result<()> {
             );
             if best.get(name).is_none_or(|b| run.wall < b.wall) {
                 best.insert(name.clone(), run);
+            }
+            if let Some(props) = &props {
+                let run = run_element(&caps, &decoded, props)?;
+                eprintln!(
+                    "round {round}: {name}, element alone: {:.2} s, {} frames",
+                    run.wall, run.frames
+                );
+                if alone.get(name).is_none_or(|b| run.wall < b.wall) {
+                    alone.insert(name.clone(), run);
+                }
             }
         }
     }
@@ -138,8 +152,30 @@ fn main() -> Result<()> {
     );
     println!();
     println!(
-        "element overhead, full vs bare forward (mean per frame): {:.2}x",
-        full_mean / fmean
+        "vsssegment alone: the same {} frames decoded beforehand, pushed one at a time from an \
+         appsrc (no decoder sharing the cores)",
+        decoded.len()
+    );
+    println!();
+    println!("| configuration | fps | fps vs full | latency mean ms | p50 | p99 | max |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let alone_full_fps = alone["full"].frames as f64 / alone["full"].wall;
+    for (name, _) in configs.iter().filter(|(n, _)| alone.contains_key(n)) {
+        let r = &alone[name];
+        let fps = r.frames as f64 / r.wall;
+        let (mean, p50, p99, max) = summary(&r.latencies_ms);
+        println!(
+            "| {name} | {fps:.1} | {:.2} | {mean:.1} | {p50:.1} | {p99:.1} | {max:.1} |",
+            fps / alone_full_fps
+        );
+    }
+    let (alone_full_mean, ..) = summary(&alone["full"].latencies_ms);
+    println!();
+    println!(
+        "element overhead, full vs bare forward (mean per frame): {:.2}x in the decoding \
+         pipeline, {:.2}x alone",
+        full_mean / fmean,
+        alone_full_mean / fmean
     );
     println!(
         "the network alone, native vs lowres {LOWRES_SCALE} (mean per call): {:.2}x, the most `lowres` \

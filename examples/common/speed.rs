@@ -159,6 +159,106 @@ pub fn run_pipeline(
     })
 }
 
+/// Every decoded frame of `input` (vssdec, motion meta attached) and their caps, in memory: the
+/// input of [`run_element`].
+pub fn decode_all(input: &Path) -> Result<(gst::Caps, Vec<gst::Buffer>)> {
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! qtdemux ! h264parse ! vssdec ! appsink name=sink sync=false",
+        input.display()
+    ))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| anyhow!("not a pipeline"))?;
+    let sink = pipeline
+        .by_name("sink")
+        .context("appsink")?
+        .downcast::<gst_app::AppSink>()
+        .map_err(|_| anyhow!("not an appsink"))?;
+    pipeline.set_state(gst::State::Playing)?;
+    let mut caps = None;
+    let mut buffers = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        caps.get_or_insert_with(|| sample.caps_owned());
+        buffers.push(sample.buffer_owned().context("a sample without a buffer")?);
+    }
+    pipeline.set_state(gst::State::Null)?;
+    let caps = caps
+        .flatten()
+        .with_context(|| format!("{}: no frame decoded", input.display()))?;
+    Ok((caps, buffers))
+}
+
+/// vsssegment alone: `buffers` (from [`decode_all`]) pushed from an appsrc through
+/// `vsssegment {props}` into a fakesink, one at a time, so that no decoder shares the CPU
+/// with the element. Latency as in [`run_pipeline`]; wall time from the first push to EOS.
+pub fn run_element(caps: &gst::Caps, buffers: &[gst::Buffer], props: &str) -> Result<PipelineRun> {
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time block=true max-buffers=1 ! vsssegment name=seg {props} ! \
+         fakesink sync=false"
+    ))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| anyhow!("not a pipeline"))?;
+    let src = pipeline
+        .by_name("src")
+        .context("appsrc")?
+        .downcast::<gst_app::AppSrc>()
+        .map_err(|_| anyhow!("not an appsrc"))?;
+    src.set_caps(Some(caps));
+    let seg = pipeline.by_name("seg").context("vsssegment")?;
+    let entered: Arc<Mutex<HashMap<Option<gst::ClockTime>, Instant>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let e = entered.clone();
+    seg.static_pad("sink").context("sink pad")?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, info| {
+            if let Some(b) = info.buffer() {
+                e.lock().unwrap().insert(b.pts(), Instant::now());
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    let (e, l) = (entered, latencies.clone());
+    seg.static_pad("src").context("src pad")?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, info| {
+            if let Some(b) = info.buffer()
+                && let Some(t) = e.lock().unwrap().remove(&b.pts())
+            {
+                l.lock().unwrap().push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    pipeline.set_state(gst::State::Playing)?;
+    let start = Instant::now();
+    for buffer in buffers {
+        // A shallow copy: the frame's memory is shared, the metas are the copy's own, so the
+        // element writes its meta without copying pixels and the next run gets clean buffers.
+        let copy = buffer.copy();
+        if src.push_buffer(copy).is_err() {
+            break;
+        }
+    }
+    let _ = src.end_of_stream();
+    let bus = pipeline.bus().context("bus")?;
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(1200),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let wall = start.elapsed().as_secs_f64();
+    pipeline.set_state(gst::State::Null)?;
+    match msg.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => {}
+        Some(gst::MessageView::Error(e)) => bail!("vsssegment {props}: {}", e.error()),
+        _ => bail!("vsssegment {props}: no EOS within 1200 s"),
+    }
+    let latencies_ms = std::mem::take(&mut *latencies.lock().unwrap());
+    Ok(PipelineRun {
+        wall,
+        frames: latencies_ms.len(),
+        latencies_ms,
+    })
+}
+
 /// Per-call milliseconds of the bundle's forward at its native size, after its warm-up; on
 /// the libtorch executor thread, where the element's inference runs too.
 pub fn bare_forward(model: &str, iterations: usize) -> Result<Vec<f64>> {

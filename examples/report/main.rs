@@ -36,7 +36,7 @@ use gstvss::segmenter::Mode;
 
 use common::decode::{decode_once, median, scaled_clip, shipped_clip};
 use common::motion_eval::{self, SegmentSettings};
-use common::speed::{bare_forward, run_pipeline};
+use common::speed::{bare_forward, decode_all, run_element, run_pipeline};
 use data::*;
 use python::Python;
 
@@ -598,6 +598,8 @@ struct SpeedConfig {
 enum Measure {
     /// vssdec [! vsssegment props].
     Pipeline(Option<String>),
+    /// vsssegment props alone, on the clip's frames decoded beforehand.
+    Alone(String),
     Bare(String),
     Python(String),
 }
@@ -651,6 +653,22 @@ fn speed_section(
                     });
                 }
             }
+            if bundle.name == DEFAULT_BUNDLE && bundle.modes.contains(&Mode::Full) {
+                configs.push(SpeedConfig {
+                    row: speed_row(
+                        "vss full, element alone (frames decoded beforehand)",
+                        "alone",
+                        Some(&bundle.name),
+                        Some(Mode::Full.as_str()),
+                        None,
+                    ),
+                    how: Measure::Alone(format!(
+                        "model={} keyframe-policy=interval keyframe-interval={KEYFRAME_INTERVAL} \
+                         overlay=none threads={} mode=full",
+                        bundle.name, args.threads
+                    )),
+                });
+            }
             configs.push(SpeedConfig {
                 row: speed_row(
                     "bare forward loop (no GStreamer)",
@@ -674,6 +692,15 @@ fn speed_section(
                 });
             }
         }
+        let decoded = if configs.iter().any(|c| matches!(c.how, Measure::Alone(_))) {
+            let (caps, mut buffers) = decode_all(&clip)?;
+            if let Some(n) = profile.speed_max_frames {
+                buffers.truncate(n);
+            }
+            Some((caps, buffers))
+        } else {
+            None
+        };
         let mut best: Vec<Option<(f64, SpeedRow)>> = vec![None; configs.len()];
         for round in 0..profile.speed_rounds {
             // Alternate the order so that drift in machine load hits every configuration alike.
@@ -700,6 +727,13 @@ fn speed_section(
                 match &config.how {
                     Measure::Pipeline(props) => {
                         let run = run_pipeline(&clip, props.as_deref(), profile.speed_max_frames)?;
+                        row.frames = run.frames;
+                        row.fps = run.fps();
+                        row.frame_ms = Timing::of(&run.latencies_ms);
+                    }
+                    Measure::Alone(props) => {
+                        let (caps, buffers) = decoded.as_ref().expect("decoded above");
+                        let run = run_element(caps, buffers, props)?;
                         row.frames = run.frames;
                         row.fps = run.fps();
                         row.frame_ms = Timing::of(&run.latencies_ms);

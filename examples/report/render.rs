@@ -410,7 +410,9 @@ fn speed_markdown(out: &mut String, report: &Report) {
          vsssegment ...] ! fakesink sync=false` (keyframe-policy=interval, overlay=none; the \
          bundle loads before the clock starts); configurations alternate order round by round \
          and the best round is kept. fps = frames / wall time. ms/frame: time inside \
-         vsssegment per buffer (vss rows), one forward call (bare forward loop: the bundle on a \
+         vsssegment per buffer (vss rows; \"element alone\": the same, with the clip decoded \
+         beforehand and pushed from an appsrc one frame at a time, so that no decoder thread \
+         shares the cores), one forward call (bare forward loop: the bundle on a \
          native-size tensor, no GStreamer, no pre/post-processing), or decode + conversion + \
          network + argmax (Python per-frame: PyAV, frames converted to the bundle's size, the \
          same model.pt). vs full = fps over the same bundle's `full` fps in the same run; \
