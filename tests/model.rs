@@ -944,6 +944,13 @@ fn report(what: &str, (min, median): (Duration, Duration)) {
 #[ignore = "measurement: run with --ignored --nocapture"]
 fn timings() {
     gstvss::model::set_threads(2);
+    // All of it on the libtorch executor, as in the element: torch work on this thread too
+    // would start a second OpenMP team, and GNU OpenMP then throttles every team's spinning
+    // (the forward measured 55 ms here against 30 in the element).
+    gstvss::model::executor::run(timings_here);
+}
+
+fn timings_here() {
     let (rgb, w, h) = camvid_rgb();
     let image = packed_rgb_frame(&rgb, w, h);
     for name in SHIPPED {

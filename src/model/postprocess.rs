@@ -11,7 +11,7 @@
 //!   accuracy matters more than ~1 ms a keyframe.
 //!
 //! Both agree on all but the pixels along class edges: 0.84% of a 960x540 map from 360x480
-//! ESPNet logits, for 1.7 ms (nearest) vs 2.9 ms (bilinear) on 2 cores (`tests/model.rs`
+//! ESPNet logits, for 0.8 ms (nearest) vs 1.8 ms (bilinear) on 2 Xeon cores (`tests/model.rs`
 //! `timings`; the dense bilinear path took 6.5 ms on the earlier AMD machine).
 
 use tch::{Device, Kind, Tensor};
