@@ -522,16 +522,23 @@ impl MaskWriter {
         height: u32,
         pts: Option<gst::ClockTime>,
     ) -> Result<()> {
-        let ids = tch::Tensor::from_slice(&seg.class_map[..]).view([
-            1,
-            1,
-            i64::from(seg.height),
-            i64::from(seg.width),
-        ]);
-        let scaled = resize_nearest(&ids, height, width)?;
         let (w, h) = (width as usize, height as usize);
         self.scratch.resize(w * h, 0);
-        copy_u8(&scaled, &mut self.scratch)?;
+        let scratch = &mut self.scratch;
+        // On the libtorch executor, like all of the crate's torch work: a torch op on this thread
+        // would start a second OpenMP team, and GNU OpenMP then throttles both teams' spinning
+        // (keyframes took 65 ms instead of 43 while masks were written).
+        gstvss::model::executor::run(|| -> Result<()> {
+            let ids = tch::Tensor::from_slice(&seg.class_map[..]).view([
+                1,
+                1,
+                i64::from(seg.height),
+                i64::from(seg.width),
+            ]);
+            let scaled = resize_nearest(&ids, height, width)?;
+            copy_u8(&scaled, scratch)?;
+            Ok(())
+        })?;
 
         if self.caps != Some((width, height)) {
             let caps = gst_video::VideoInfo::builder(gst_video::VideoFormat::Gray8, width, height)
