@@ -28,6 +28,36 @@ impl PipelineRun {
     }
 }
 
+/// Milliseconds each buffer spends inside `element` (sink pad to src pad, matched by PTS),
+/// appended as buffers leave it.
+fn time_buffers(element: &gst::Element) -> Result<Arc<Mutex<Vec<f64>>>> {
+    let entered: Arc<Mutex<HashMap<Option<gst::ClockTime>, Instant>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let e = entered.clone();
+    element.static_pad("sink").context("sink pad")?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, info| {
+            if let Some(b) = info.buffer() {
+                e.lock().unwrap().insert(b.pts(), Instant::now());
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    let l = latencies.clone();
+    element.static_pad("src").context("src pad")?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, info| {
+            if let Some(b) = info.buffer()
+                && let Some(t) = entered.lock().unwrap().remove(&b.pts())
+            {
+                l.lock().unwrap().push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    Ok(latencies)
+}
+
 /// Plays `input` through `filesrc ! qtdemux ! h264parse ! vssdec [! vsssegment <segment>] !
 /// fakesink`, timing each buffer inside vsssegment. `segment` is vsssegment's properties
 /// (`model=... mode=...`); `None` decodes only. With `max_frames`, stops after that many frames
@@ -49,32 +79,10 @@ pub fn run_pipeline(
         .clone()
         .downcast::<gst::Bin>()
         .map_err(|_| anyhow!("not a bin"))?;
-    let entered: Arc<Mutex<HashMap<Option<gst::ClockTime>, Instant>>> = Arc::default();
-    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
-    if let Some(seg) = bin.by_name("seg") {
-        let e = entered.clone();
-        seg.static_pad("sink").context("sink pad")?.add_probe(
-            gst::PadProbeType::BUFFER,
-            move |_, info| {
-                if let Some(b) = info.buffer() {
-                    e.lock().unwrap().insert(b.pts(), Instant::now());
-                }
-                gst::PadProbeReturn::Ok
-            },
-        );
-        let (e, l) = (entered.clone(), latencies.clone());
-        seg.static_pad("src").context("src pad")?.add_probe(
-            gst::PadProbeType::BUFFER,
-            move |_, info| {
-                if let Some(b) = info.buffer()
-                    && let Some(t) = e.lock().unwrap().remove(&b.pts())
-                {
-                    l.lock().unwrap().push(t.elapsed().as_secs_f64() * 1e3);
-                }
-                gst::PadProbeReturn::Ok
-            },
-        );
-    }
+    let latencies = match bin.by_name("seg") {
+        Some(seg) => time_buffers(&seg)?,
+        None => Arc::default(),
+    };
     // Counts frames at the sink; past `limit` (set once prerolled) it notes when the last
     // counted frame arrived and asks the main thread to stop.
     let frames = Arc::new(AtomicUsize::new(0));
@@ -203,31 +211,7 @@ pub fn run_element(caps: &gst::Caps, buffers: &[gst::Buffer], props: &str) -> Re
         .downcast::<gst_app::AppSrc>()
         .map_err(|_| anyhow!("not an appsrc"))?;
     src.set_caps(Some(caps));
-    let seg = pipeline.by_name("seg").context("vsssegment")?;
-    let entered: Arc<Mutex<HashMap<Option<gst::ClockTime>, Instant>>> = Arc::default();
-    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
-    let e = entered.clone();
-    seg.static_pad("sink").context("sink pad")?.add_probe(
-        gst::PadProbeType::BUFFER,
-        move |_, info| {
-            if let Some(b) = info.buffer() {
-                e.lock().unwrap().insert(b.pts(), Instant::now());
-            }
-            gst::PadProbeReturn::Ok
-        },
-    );
-    let (e, l) = (entered, latencies.clone());
-    seg.static_pad("src").context("src pad")?.add_probe(
-        gst::PadProbeType::BUFFER,
-        move |_, info| {
-            if let Some(b) = info.buffer()
-                && let Some(t) = e.lock().unwrap().remove(&b.pts())
-            {
-                l.lock().unwrap().push(t.elapsed().as_secs_f64() * 1e3);
-            }
-            gst::PadProbeReturn::Ok
-        },
-    );
+    let latencies = time_buffers(&pipeline.by_name("seg").context("vsssegment")?)?;
     pipeline.set_state(gst::State::Playing)?;
     let start = Instant::now();
     for buffer in buffers {
