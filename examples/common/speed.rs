@@ -181,18 +181,36 @@ pub fn decode_all(input: &Path) -> Result<(gst::Caps, Vec<gst::Buffer>)> {
         .context("appsink")?
         .downcast::<gst_app::AppSink>()
         .map_err(|_| anyhow!("not an appsink"))?;
-    pipeline.set_state(gst::State::Playing)?;
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        let error = posted_error(&pipeline);
+        let _ = pipeline.set_state(gst::State::Null);
+        let why = error.unwrap_or_else(|| "the decoding pipeline did not start".into());
+        bail!("{}: {why}", input.display());
+    }
     let mut caps = None;
     let mut buffers = Vec::new();
     while let Ok(sample) = sink.pull_sample() {
         caps.get_or_insert_with(|| sample.caps_owned());
         buffers.push(sample.buffer_owned().context("a sample without a buffer")?);
     }
+    let error = posted_error(&pipeline);
     pipeline.set_state(gst::State::Null)?;
+    if let Some(why) = error {
+        bail!("{}: {why}", input.display());
+    }
     let caps = caps
         .flatten()
         .with_context(|| format!("{}: no frame decoded", input.display()))?;
     Ok((caps, buffers))
+}
+
+/// The first error message `pipeline` posted, if any.
+fn posted_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let message = pipeline.bus()?.pop_filtered(&[gst::MessageType::Error])?;
+    match message.view() {
+        gst::MessageView::Error(e) => Some(e.error().to_string()),
+        _ => None,
+    }
 }
 
 /// vsssegment alone: `buffers` (from [`decode_all`]) pushed from an appsrc through
