@@ -170,17 +170,13 @@ pub fn run_pipeline(
 /// Every decoded frame of `input` (vssdec, motion meta attached) and their caps, in memory: the
 /// input of [`run_element`].
 pub fn decode_all(input: &Path) -> Result<(gst::Caps, Vec<gst::Buffer>)> {
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! qtdemux ! h264parse ! vssdec ! appsink name=sink sync=false",
-        input.display()
-    ))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| anyhow!("not a pipeline"))?;
-    let sink = pipeline
-        .by_name("sink")
-        .context("appsink")?
-        .downcast::<gst_app::AppSink>()
-        .map_err(|_| anyhow!("not an appsink"))?;
+    let (pipeline, sink) = launch::<gst_app::AppSink>(
+        &format!(
+            "filesrc location=\"{}\" ! qtdemux ! h264parse ! vssdec ! appsink name=end sync=false",
+            input.display()
+        ),
+        "end",
+    )?;
     if pipeline.set_state(gst::State::Playing).is_err() {
         let error = posted_error(&pipeline);
         let _ = pipeline.set_state(gst::State::Null);
@@ -204,6 +200,19 @@ pub fn decode_all(input: &Path) -> Result<(gst::Caps, Vec<gst::Buffer>)> {
     Ok((caps, buffers))
 }
 
+/// The pipeline `description` and its element named `name`, as a `T` (the app end).
+fn launch<T: IsA<gst::Element>>(description: &str, name: &str) -> Result<(gst::Pipeline, T)> {
+    let pipeline = gst::parse::launch(description)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow!("not a pipeline: {description}"))?;
+    let end = pipeline
+        .by_name(name)
+        .with_context(|| format!("no element {name} in {description}"))?
+        .downcast::<T>()
+        .map_err(|_| anyhow!("{name} has another type than expected"))?;
+    Ok((pipeline, end))
+}
+
 /// The first error message `pipeline` posted, if any.
 fn posted_error(pipeline: &gst::Pipeline) -> Option<String> {
     let message = pipeline.bus()?.pop_filtered(&[gst::MessageType::Error])?;
@@ -217,17 +226,13 @@ fn posted_error(pipeline: &gst::Pipeline) -> Option<String> {
 /// `vsssegment {props}` into a fakesink, one at a time, so that no decoder shares the CPU
 /// with the element. Latency as in [`run_pipeline`]; wall time from the first push to EOS.
 pub fn run_element(caps: &gst::Caps, buffers: &[gst::Buffer], props: &str) -> Result<PipelineRun> {
-    let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time block=true max-buffers=1 ! vsssegment name=seg {props} ! \
-         fakesink sync=false"
-    ))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| anyhow!("not a pipeline"))?;
-    let src = pipeline
-        .by_name("src")
-        .context("appsrc")?
-        .downcast::<gst_app::AppSrc>()
-        .map_err(|_| anyhow!("not an appsrc"))?;
+    let (pipeline, src) = launch::<gst_app::AppSrc>(
+        &format!(
+            "appsrc name=end format=time block=true max-buffers=1 ! vsssegment name=seg {props} \
+             ! fakesink sync=false"
+        ),
+        "end",
+    )?;
     src.set_caps(Some(caps));
     let latencies = time_buffers(&pipeline.by_name("seg").context("vsssegment")?)?;
     pipeline.set_state(gst::State::Playing)?;
