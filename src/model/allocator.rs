@@ -15,9 +15,9 @@
 //! page-faults`) took 1,800-3,500 page faults a pass before, almost none after, and 6-7% less
 //! CPU time.
 //!
-//! The settings are process-wide, so they are applied once, when the first bundle loads, and can be
-//! refused with `VSS_MALLOC_TUNING=0` (an application that tunes malloc itself, or links
-//! jemalloc or tcmalloc, which ignore it anyway).
+//! The settings are process-wide, so they are applied once, when the first bundle loads, and
+//! can be refused with `VSS_MALLOC_TUNING=0` (an application that tunes malloc itself, or links
+//! jemalloc or tcmalloc, which ignore them anyway).
 
 use std::sync::OnceLock;
 
@@ -25,9 +25,9 @@ use std::sync::OnceLock;
 pub const MMAP_THRESHOLD: usize = 32 << 20;
 /// Free memory at the top of a heap kept before it is returned to the kernel.
 pub const TRIM_THRESHOLD: usize = 64 << 20;
-/// Free memory kept at the top of the heap that is trimmed, and the reason an arena's emptied
-/// heap is kept rather than unmapped: the size of one heap of a secondary arena (glibc's
-/// `HEAP_MAX_SIZE` on 64-bit: twice the largest mmap threshold).
+/// Free memory a trim leaves at the top of a heap; at this size it also keeps a secondary
+/// arena's emptied heaps mapped, being one such heap (glibc's `HEAP_MAX_SIZE` on 64-bit, twice
+/// the largest mmap threshold).
 pub const TOP_PAD: usize = 64 << 20;
 /// Set to `0` to leave malloc's settings alone.
 pub const MALLOC_TUNING_ENV: &str = "VSS_MALLOC_TUNING";
