@@ -96,22 +96,14 @@ fn main() -> Result<()> {
                 "round {round}: {name}: {:.2} s, {} frames",
                 run.wall, run.frames
             );
-            this.pipeline
-                .insert(name.clone(), (run.fps(), summary(&run.latencies_ms).0));
-            if best.get(name).is_none_or(|b| run.wall < b.wall) {
-                best.insert(name.clone(), run);
-            }
+            record(name, run, &mut this.pipeline, &mut best);
             if let Some(props) = &props {
                 let run = run_element(&caps, &decoded, props)?;
                 eprintln!(
                     "round {round}: {name}, element alone: {:.2} s, {} frames",
                     run.wall, run.frames
                 );
-                this.alone
-                    .insert(name.clone(), (run.fps(), summary(&run.latencies_ms).0));
-                if alone.get(name).is_none_or(|b| run.wall < b.wall) {
-                    alone.insert(name.clone(), run);
-                }
+                record(name, run, &mut this.alone, &mut alone);
             }
         }
         per_round.push(this);
@@ -198,6 +190,19 @@ fn main() -> Result<()> {
     );
     print_goals_by_round(&per_round);
     Ok(())
+}
+
+/// Notes `run`'s fps and mean latency for this round, and keeps it if it is `name`'s fastest.
+fn record(
+    name: &str,
+    run: PipelineRun,
+    round: &mut HashMap<String, (f64, f64)>,
+    best: &mut HashMap<String, PipelineRun>,
+) {
+    round.insert(name.to_owned(), (run.fps(), summary(&run.latencies_ms).0));
+    if best.get(name).is_none_or(|b| run.wall < b.wall) {
+        best.insert(name.to_owned(), run);
+    }
 }
 
 /// The middle value (the mean of the middle two for an even count); NaN for none.
