@@ -80,7 +80,7 @@ fn main() -> Result<()> {
         ] {
             let f = bare_forward_scaled(&args.model, scale, 40)?;
             *mean = summary(&f).0;
-            if kept.is_empty() || summary(&f).0 < summary(kept).0 {
+            if kept.is_empty() || *mean < summary(kept).0 {
                 *kept = f;
             }
         }
@@ -216,6 +216,31 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// A goal's bound on a ratio.
+#[derive(Clone, Copy)]
+enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Target {
+    fn met(self, v: f64) -> bool {
+        match self {
+            Target::AtMost(bound) => v <= bound,
+            Target::AtLeast(bound) => v >= bound,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::AtMost(bound) => write!(f, "<= {bound}"),
+            Target::AtLeast(bound) => write!(f, ">= {bound}"),
+        }
+    }
+}
+
 /// One round's figures: each configuration's fps and mean latency in the decoding pipeline and
 /// alone, and the bare loops' mean per call (ms).
 #[derive(Default)]
@@ -233,50 +258,39 @@ fn print_goals_by_round(rounds: &[Round]) {
     let fps = |t: &HashMap<String, (f64, f64)>, name: &str| t.get(name).map_or(f64::NAN, |v| v.0);
     let mean = |t: &HashMap<String, (f64, f64)>, name: &str| t.get(name).map_or(f64::NAN, |v| v.1);
     let lowres = format!("lowres {LOWRES_SCALE}");
-    // (goal, target as text, whether a value meets it, value per round)
-    type Goal<'a> = (
-        &'a str,
-        &'a str,
-        fn(f64) -> bool,
-        Box<dyn Fn(&Round) -> f64 + 'a>,
-    );
+    // (goal, target, value per round)
+    type Goal<'a> = (&'a str, Target, Box<dyn Fn(&Round) -> f64 + 'a>);
     let goals: Vec<Goal> = vec![
         (
             "full vs bare forward, ms per frame, decoding pipeline",
-            "<= 1.05",
-            |v| v <= 1.05,
+            Target::AtMost(1.05),
             Box::new(|r: &Round| mean(&r.pipeline, "full") / r.bare),
         ),
         (
             "full vs bare forward, ms per frame, element alone",
-            "<= 1.05",
-            |v| v <= 1.05,
+            Target::AtMost(1.05),
             Box::new(|r: &Round| mean(&r.alone, "full") / r.bare),
         ),
         (
             "warp fps vs full",
-            ">= 8",
-            |v| v >= 8.0,
+            Target::AtLeast(8.0),
             Box::new(|r: &Round| fps(&r.pipeline, "warp") / fps(&r.pipeline, "full")),
         ),
         (
             "warp, async keyframes, fps vs full",
-            ">= 8",
-            |v| v >= 8.0,
+            Target::AtLeast(8.0),
             Box::new(|r: &Round| {
                 fps(&r.pipeline, "warp, async keyframes") / fps(&r.pipeline, "full")
             }),
         ),
         (
             "lowres fps vs full",
-            ">= 3",
-            |v| v >= 3.0,
+            Target::AtLeast(3.0),
             Box::new(|r: &Round| fps(&r.pipeline, &lowres) / fps(&r.pipeline, "full")),
         ),
         (
             "bare forward, native vs lowres (lowres's ceiling)",
-            ">= 3",
-            |v| v >= 3.0,
+            Target::AtLeast(3.0),
             Box::new(|r: &Round| r.bare / r.bare_lowres),
         ),
     ];
@@ -289,11 +303,11 @@ fn print_goals_by_round(rounds: &[Round]) {
         heads.join(" | ")
     );
     println!("| --- | --- |{} --- | --- |", " --- |".repeat(rounds.len()));
-    for (name, target, met, value) in &goals {
+    for (name, target, value) in &goals {
         let values: Vec<f64> = rounds.iter().map(value).collect();
         let cells: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
         let median = median(&values);
-        let hits = values.iter().filter(|&&v| met(v)).count();
+        let hits = values.iter().filter(|&&v| target.met(v)).count();
         println!(
             "| {name} | {target} | {} | {median:.2} | {hits} of {} |",
             cells.join(" | "),

@@ -8,7 +8,8 @@
 `segment`: decode every frame with PyAV, convert it to RGB at the bundle's native size (swscale,
 through `frame.to_ndarray`), run the same TorchScript bundle that vsssegment loads, argmax to a
 class map (through `max`'s indices: torch's CPU `argmax` over the classes costs ~28 ms a frame
-at 360x480, and a baseline that paid it would flatter vss). One frame at a time, in order: the per-frame baseline. Prints JSON with per-frame times:
+at 360x480, and a baseline that paid it would flatter vss). One frame at a time, in order: the
+per-frame baseline. Prints JSON with per-frame times:
 `frame_ms` (everything from the end of the previous frame: decode + conversion + network + argmax)
 and `compute_ms` (conversion + network + argmax, what vsssegment's compute time covers).
 
