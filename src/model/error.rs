@@ -19,6 +19,17 @@ pub enum ModelError {
         shipped: Vec<String>,
     },
 
+    /// `model-instance-id` names an instance loaded with another bundle or device.
+    #[error(
+        "model-instance-id {id:?} is {has} in this process; this element asks for {wanted} \
+         (one id names one model: give this element another id)"
+    )]
+    InstanceMismatch {
+        id: String,
+        has: String,
+        wanted: String,
+    },
+
     #[error("{}: no manifest.json in the bundle folder", .folder.display())]
     NoManifest { folder: PathBuf },
 

@@ -19,6 +19,7 @@ mod bundle;
 mod device;
 mod error;
 pub mod executor;
+pub mod instances;
 mod manifest;
 mod postprocess;
 mod preprocess;
