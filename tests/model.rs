@@ -496,7 +496,7 @@ fn a_missing_bundle_folder_is_named() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("\"camvid-nonet\"") && e.contains("shipped: "),
+        e.contains("\"camvid-nonet\"") && e.contains("bundles there: "),
         "{e}"
     );
 
