@@ -90,7 +90,7 @@ for name in "${shipped[@]}"; do
 done
 say "bundles $MODEL_DIR: ${shipped[*]}"
 
-torch=$(readelf -d "${plugins[0]}" | sed -n 's/.*R\(UN\)\{0,1\}PATH.*\[\(.*\)\]/\2/p' | head -n 1)
-say "libtorch from $torch (the venv cache: keep it)"
+torch=$(readelf -d "${plugins[@]}" | sed -n 's/.*R\(UN\)\{0,1\}PATH.*\[\(.*\)\]/\2/p' | sort -u)
+say "libtorch from ${torch:-?} (the venv cache: keep it)"
 say "check:     gst-inspect-1.0 vsssegment"
 say "uninstall: $ROOT/scripts/install.sh --uninstall"

@@ -195,15 +195,24 @@ fn installed_plugin_runs_without_the_checkout_paths() {
             .output()
             .expect("running readelf");
         let dynamic = String::from_utf8_lossy(&dynamic.stdout);
-        let runpath = dynamic
+        let runpaths: Vec<&str> = dynamic
             .lines()
-            .find(|l| l.contains("(RUNPATH)") || l.contains("(RPATH)"))
-            .unwrap_or_else(|| panic!("{} has no rpath:\n{dynamic}", so.display()));
-        assert!(
-            !runpath.contains(&*checkout.to_string_lossy()),
-            "{} reaches libtorch through the checkout: {runpath}",
-            so.display()
-        );
+            .filter(|l| l.contains("(RUNPATH)") || l.contains("(RPATH)"))
+            .collect();
+        if name == "libgstvss.so" {
+            assert!(
+                !runpaths.is_empty(),
+                "{} has no rpath for libtorch",
+                so.display()
+            );
+        }
+        for runpath in runpaths {
+            assert!(
+                !runpath.contains(&*checkout.to_string_lossy()),
+                "{} reaches libtorch through the checkout: {runpath}",
+                so.display()
+            );
+        }
     }
 
     let out = home
@@ -225,7 +234,11 @@ fn installed_plugin_runs_without_the_checkout_paths() {
 
     let out = home.launch("camvid-espnet");
     let (status, text) = described(&out);
-    assert!(out.status.success(), "gst-launch-1.0: {status}\n{text}");
+    assert!(
+        out.status.success(),
+        "gst-launch-1.0 on the installed plugins {built:?} (cargo build --release builds every \
+         one): {status}\n{text}"
+    );
 
     home.install(&["--uninstall"]);
     assert_eq!(file_names(&home.plugin_dir()), Vec::<String>::new());
