@@ -458,7 +458,7 @@ fn padded_strides_are_skipped() {
 fn bundle_copy(name: &str, test: &str) -> PathBuf {
     let dir = common::scratch(&format!("model-{test}")).join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    let src = Path::new(gstvss::model::SHIPPED_DIR).join(name);
+    let src = gstvss::model::resolve_bundle(name).expect("shipped bundle resolves");
     for entry in std::fs::read_dir(&src).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
@@ -496,7 +496,7 @@ fn a_missing_bundle_folder_is_named() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("\"camvid-nonet\"") && e.contains("shipped: "),
+        e.contains("\"camvid-nonet\"") && e.contains("bundles there: "),
         "{e}"
     );
 

@@ -206,18 +206,24 @@ class Bundle:
 
 
 def resolve(path_or_name: Union[str, Path]) -> Path:
-    """A bundle folder from a folder path, a manifest.json path or a shipped bundle's name."""
+    """A bundle folder from a folder path, a manifest.json path or the name of a bundle in the
+    search path (`paths.bundle_dirs()`, the plugin's order)."""
     p = Path(path_or_name)
     if p.is_file() and p.name == MANIFEST:
         return p.parent
     if p.is_dir():
         return p
-    shipped = paths.BUNDLES_DIR / str(path_or_name)
-    if shipped.is_dir():
-        return shipped
-    available = sorted(d.name for d in paths.BUNDLES_DIR.iterdir()) if paths.BUNDLES_DIR.is_dir() else []
+    name = str(path_or_name)
+    searched = [p]
+    if name and "/" not in name and name not in (".", ".."):
+        for folder in paths.bundle_dirs():
+            if (folder / name).is_dir():
+                return folder / name
+            searched.append(folder / name)
     raise BundleError(
-        f"no bundle at {p} and no shipped bundle named {str(path_or_name)!r} (shipped: {available})"
+        f"no model bundle {name!r}: not a folder or manifest.json, and no bundle of that name in the "
+        f"model search path (${paths.MODEL_PATH_ENV}, then vss/models in the XDG data folders); "
+        f"looked in {', '.join(map(str, searched))}; bundles there: {', '.join(available_names()) or 'none'}"
     )
 
 
@@ -282,6 +288,13 @@ def write_manifest(folder: Path, manifest: Dict) -> Path:
 
 
 def shipped_names() -> List[str]:
+    """The bundles shipped in the checkout (models/bundles)."""
     if not paths.BUNDLES_DIR.is_dir():
         return []
     return sorted(d.name for d in paths.BUNDLES_DIR.iterdir() if (d / MANIFEST).is_file())
+
+
+def available_names() -> List[str]:
+    """The bundles in the search path (`paths.bundle_dirs()`), each once."""
+    folders = [f for f in paths.bundle_dirs() if f.is_dir()]
+    return sorted({d.name for f in folders for d in f.iterdir() if (d / MANIFEST).is_file()})

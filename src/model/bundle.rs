@@ -1,5 +1,6 @@
 //! A loaded model bundle: its manifest and its TorchScript module, ready on a device.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use tch::{CModule, Device, IValue, Kind, Tensor};
@@ -7,11 +8,14 @@ use tch::{CModule, Device, IValue, Kind, Tensor};
 use super::error::ModelError;
 use super::manifest::{MANIFEST_FILE, Manifest, Scheme};
 
-/// Environment variable naming an extra folder of bundles, searched before the shipped ones.
-pub const MODELS_DIR_ENV: &str = "VSS_MODELS_DIR";
+/// Environment variable with folders of bundles (`:`-separated), searched before the XDG data
+/// folders. `.cargo/config.toml` and scripts/setup.sh point it at the checkout's
+/// `models/bundles`, so cargo and gst-launch find the shipped bundles without an install.
+pub const MODEL_PATH_ENV: &str = "VSS_MODEL_PATH";
 
-/// The bundles shipped in the source tree (`models/bundles`), fixed at build time.
-pub const SHIPPED_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/bundles");
+/// Where bundles live under each XDG data folder (`$XDG_DATA_HOME`, then `$XDG_DATA_DIRS`):
+/// scripts/install.sh copies the shipped ones to `~/.local/share/vss/models`.
+pub const DATA_SUBDIR: &str = "vss/models";
 
 /// The bundle the element uses when `model=` is not set.
 pub const DEFAULT_BUNDLE: &str = "camvid-espnet";
@@ -487,8 +491,8 @@ impl Bundle {
         self.device
     }
 
-    /// Names of the shipped bundles (`$VSS_MODELS_DIR` first, then the source tree's
-    /// `models/bundles`), sorted, each once.
+    /// Names of the bundles in the model search path ([`bundle_dirs`]): the shipped ones when
+    /// installed or run from the checkout, plus the user's own; sorted, each once.
     pub fn list_shipped() -> Vec<String> {
         let mut names: Vec<String> = bundle_dirs()
             .iter()
@@ -508,18 +512,55 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
-/// Folders holding bundles by name, in search order.
-fn bundle_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(dir) = std::env::var_os(MODELS_DIR_ENV).filter(|d| !d.is_empty()) {
-        dirs.push(PathBuf::from(dir));
+/// Folders holding bundles by name, in search order: each folder of `$VSS_MODEL_PATH`, then
+/// `vss/models` under `$XDG_DATA_HOME` (default `~/.local/share`) and under each folder of
+/// `$XDG_DATA_DIRS` (default `/usr/local/share:/usr/share`). Nothing depends on the build tree,
+/// so an installed plugin works without the checkout.
+pub fn bundle_dirs() -> Vec<PathBuf> {
+    let var = |name| std::env::var_os(name);
+    search_path(
+        var(MODEL_PATH_ENV),
+        var("XDG_DATA_HOME"),
+        var("HOME"),
+        var("XDG_DATA_DIRS"),
+    )
+}
+
+/// [`bundle_dirs`] from the variables' values. As the XDG base directory specification says,
+/// an unset or empty variable takes its default and relative XDG entries are invalid (ignored;
+/// a relative `$XDG_DATA_HOME` is replaced by its default). `$VSS_MODEL_PATH` entries may be
+/// relative (to the working folder).
+fn search_path(
+    model_path: Option<OsString>,
+    data_home: Option<OsString>,
+    home: Option<OsString>,
+    data_dirs: Option<OsString>,
+) -> Vec<PathBuf> {
+    let set = |v: Option<OsString>| v.filter(|v| !v.is_empty());
+    let mut dirs: Vec<PathBuf> = set(model_path)
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    dirs.retain(|d| !d.as_os_str().is_empty());
+    let data_home = set(data_home)
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+        .or_else(|| set(home).map(|h| Path::new(&h).join(".local/share")));
+    let data_dirs: Vec<PathBuf> = match set(data_dirs) {
+        Some(v) => std::env::split_paths(&v).collect(),
+        None => vec!["/usr/local/share".into(), "/usr/share".into()],
+    };
+    for data in data_home.into_iter().chain(data_dirs) {
+        if data.is_absolute() {
+            dirs.push(data.join(DATA_SUBDIR));
+        }
     }
-    dirs.push(PathBuf::from(SHIPPED_DIR));
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
     dirs
 }
 
 /// The bundle folder `spec` names: a folder, a manifest.json inside one, or the name of a
-/// bundle in `$VSS_MODELS_DIR` or the shipped `models/bundles`.
+/// bundle in a folder of the model search path ([`bundle_dirs`]).
 pub fn resolve(spec: &str) -> Result<PathBuf, ModelError> {
     let path = Path::new(spec);
     if path.is_file() && path.file_name().is_some_and(|n| n == MANIFEST_FILE) {
@@ -534,7 +575,7 @@ pub fn resolve(spec: &str) -> Result<PathBuf, ModelError> {
         return Ok(path.to_path_buf());
     }
     let mut searched = vec![path.to_path_buf()];
-    // A bare name (no separator) can be a shipped bundle.
+    // A bare name (no separator) can be a bundle in the search path.
     if !spec.is_empty() && !spec.contains(std::path::MAIN_SEPARATOR) && spec != "." && spec != ".."
     {
         for dir in bundle_dirs() {
@@ -548,7 +589,7 @@ pub fn resolve(spec: &str) -> Result<PathBuf, ModelError> {
     Err(ModelError::BundleNotFound {
         spec: spec.to_string(),
         searched,
-        shipped: Bundle::list_shipped(),
+        found: Bundle::list_shipped(),
     })
 }
 
@@ -568,8 +609,15 @@ mod tests {
         for name in ["camvid-cgnet", "camvid-espnet", "cityscapes-espnetv2"] {
             assert!(names.iter().any(|n| n == name), "{names:?}");
         }
+        // cargo points VSS_MODEL_PATH at the checkout's models/bundles (.cargo/config.toml).
         let folder = resolve(DEFAULT_BUNDLE).unwrap();
-        assert_eq!(folder, Path::new(SHIPPED_DIR).join(DEFAULT_BUNDLE));
+        assert!(folder.ends_with(DEFAULT_BUNDLE), "{}", folder.display());
+        let dirs = bundle_dirs();
+        assert!(
+            folder.parent().is_some_and(|p| dirs.iter().any(|d| d == p)),
+            "{} is not in {dirs:?}",
+            folder.display()
+        );
         assert_eq!(
             resolve(&folder.join(MANIFEST_FILE).to_string_lossy()).unwrap(),
             folder
@@ -578,13 +626,68 @@ mod tests {
     }
 
     #[test]
-    fn unknown_names_list_what_exists() {
+    fn unknown_names_list_the_folders_searched_and_what_exists() {
         let e = resolve("no-such-bundle").unwrap_err().to_string();
         assert!(e.contains("\"no-such-bundle\""), "{e}");
         assert!(e.contains("camvid-espnet"), "{e}");
-        assert!(e.contains("models/bundles/no-such-bundle"), "{e}");
+        assert!(e.contains(MODEL_PATH_ENV), "{e}");
+        for dir in bundle_dirs() {
+            let candidate = dir.join("no-such-bundle");
+            assert!(e.contains(&*candidate.to_string_lossy()), "{e}");
+        }
         let e = resolve("/nonexistent/dir/x").unwrap_err().to_string();
         assert!(e.contains("/nonexistent/dir/x"), "{e}");
+    }
+
+    fn os(v: &str) -> Option<OsString> {
+        Some(v.into())
+    }
+
+    #[test]
+    fn search_path_defaults_follow_xdg() {
+        let dirs = search_path(None, None, os("/home/u"), None);
+        assert_eq!(
+            dirs,
+            [
+                "/home/u/.local/share/vss/models",
+                "/usr/local/share/vss/models",
+                "/usr/share/vss/models"
+            ]
+            .map(PathBuf::from)
+        );
+        // Empty counts as unset; without HOME there is no per-user folder.
+        let dirs = search_path(os(""), os(""), None, os(""));
+        assert_eq!(
+            dirs,
+            ["/usr/local/share/vss/models", "/usr/share/vss/models"].map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn search_path_puts_vss_model_path_first() {
+        let dirs = search_path(
+            os("mine::/opt/bundles:"),
+            os("/data"),
+            os("/home/u"),
+            os("/sys-a:relative:/data:/sys-b"),
+        );
+        assert_eq!(
+            dirs,
+            [
+                "mine",
+                "/opt/bundles",
+                "/data/vss/models",
+                "/sys-a/vss/models",
+                "/sys-b/vss/models"
+            ]
+            .map(PathBuf::from)
+        );
+        // A relative XDG_DATA_HOME is invalid: its default replaces it.
+        let dirs = search_path(None, os("rel"), os("/home/u"), os("/s"));
+        assert_eq!(
+            dirs,
+            ["/home/u/.local/share/vss/models", "/s/vss/models"].map(PathBuf::from)
+        );
     }
 
     #[test]

@@ -6,17 +6,18 @@ use super::manifest::Scheme;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    /// `model=` named neither a folder, nor a manifest.json, nor a shipped bundle.
+    /// `model=` named neither a folder, nor a manifest.json, nor a bundle in the search path.
     #[error(
-        "no model bundle {spec:?}: not a folder or manifest.json, and no shipped bundle of that \
-         name (looked in {searched}; shipped: {shipped})",
+        "no model bundle {spec:?}: not a folder or manifest.json, and no bundle of that name in \
+         the model search path ($VSS_MODEL_PATH, then vss/models in the XDG data folders, where \
+         scripts/install.sh puts the shipped ones); looked in {searched}; bundles there: {found}",
         searched = display_paths(.searched),
-        shipped = if .shipped.is_empty() { "none".to_string() } else { .shipped.join(", ") }
+        found = if .found.is_empty() { "none".to_string() } else { .found.join(", ") }
     )]
     BundleNotFound {
         spec: String,
         searched: Vec<PathBuf>,
-        shipped: Vec<String>,
+        found: Vec<String>,
     },
 
     /// `model-instance-id` names an instance loaded with another bundle or device.

@@ -27,7 +27,8 @@ mod warp;
 
 pub use allocator::{MALLOC_TUNING_ENV, tune_malloc};
 pub use bundle::{
-    Bundle, DEFAULT_BUNDLE, MODELS_DIR_ENV, SHIPPED_DIR, WARMUP_PASSES, resolve as resolve_bundle,
+    Bundle, DATA_SUBDIR, DEFAULT_BUNDLE, MODEL_PATH_ENV, WARMUP_PASSES, bundle_dirs,
+    resolve as resolve_bundle,
 };
 pub use device::{load_cuda, parse_device, set_threads, threads};
 pub use error::ModelError;
