@@ -106,10 +106,10 @@ fn walk<'a>(
                 path.pop();
                 return Some(violation(field, format!("is missing{why}"), "required"));
             };
-            if let Some(sub) = props.and_then(|p| p.get(name)) {
-                if let Some(found) = descend(sub, field, path, Step::Key(name), root, why) {
-                    return Some(found);
-                }
+            if let Some(sub) = props.and_then(|p| p.get(name))
+                && let Some(found) = descend(sub, field, path, Step::Key(name), root, why)
+            {
+                return Some(found);
             }
         }
         if let Some(props) = props {
@@ -119,12 +119,11 @@ fn walk<'a>(
                 .collect();
             optional.sort();
             for name in optional {
-                if let Some(field) = object.get(name) {
-                    if let Some(found) =
+                if let Some(field) = object.get(name)
+                    && let Some(found) =
                         descend(&props[name], field, path, Step::Key(name), root, why)
-                    {
-                        return Some(found);
-                    }
+                {
+                    return Some(found);
                 }
             }
         }
@@ -202,21 +201,21 @@ fn descend<'a>(
 fn own(schema: &Value, value: &Value, path: &[Step], root: &Value) -> Option<Violation> {
     let here = || field_name(path);
     let got = || render(value);
-    if let Some(kind) = schema.get("type").and_then(Value::as_str) {
-        if !is_type(kind, value) {
-            let article = type_article(kind).unwrap_or(kind);
-            return Some(violation(
-                here(),
-                format!("must be {article}, got {}", got()),
-                "type",
-            ));
-        }
+    if let Some(kind) = schema.get("type").and_then(Value::as_str)
+        && !is_type(kind, value)
+    {
+        let article = type_article(kind).unwrap_or(kind);
+        return Some(violation(
+            here(),
+            format!("must be {article}, got {}", got()),
+            "type",
+        ));
     }
-    if let Some(want) = schema.get("const") {
-        if !json_equal(value, want) {
-            let problem = format!("must be {}, got {}", render(want), got());
-            return Some(violation(here(), problem, "const"));
-        }
+    if let Some(want) = schema.get("const")
+        && !json_equal(value, want)
+    {
+        let problem = format!("must be {}, got {}", render(want), got());
+        return Some(violation(here(), problem, "const"));
     }
     if let Some(choices) = schema.get("enum") {
         let allowed = choices.as_array().map(Vec::as_slice).unwrap_or_default();
@@ -281,14 +280,15 @@ fn own(schema: &Value, value: &Value, path: &[Step], root: &Value) -> Option<Vio
             return Some(violation(here(), problem, keyword));
         }
     }
-    if let Value::String(s) = value {
-        if schema.get("x-vss-not-blank") == Some(&Value::Bool(true)) && s.trim().is_empty() {
-            return Some(violation(
-                here(),
-                "must not be empty".into(),
-                "x-vss-not-blank",
-            ));
-        }
+    if let Value::String(s) = value
+        && schema.get("x-vss-not-blank") == Some(&Value::Bool(true))
+        && s.trim().is_empty()
+    {
+        return Some(violation(
+            here(),
+            "must not be empty".into(),
+            "x-vss-not-blank",
+        ));
     }
     None
 }
@@ -386,10 +386,10 @@ pub fn check_schema(schema: &Value, where_: &str) -> Vec<String> {
         .filter(|k| !ANNOTATIONS.contains(&k.as_str()) && !KEYWORDS.contains(&k.as_str()))
         .map(|k| format!("{where_}: unknown keyword '{k}'"))
         .collect();
-    if let Some(kind) = object.get("type") {
-        if kind.as_str().and_then(type_article).is_none() {
-            problems.push(format!("{where_}: unknown type {kind}"));
-        }
+    if let Some(kind) = object.get("type")
+        && kind.as_str().and_then(type_article).is_none()
+    {
+        problems.push(format!("{where_}: unknown type {kind}"));
     }
     if let Some(props) = object.get("properties").and_then(Value::as_object) {
         for (name, sub) in props {
@@ -420,12 +420,12 @@ pub fn check_schema(schema: &Value, where_: &str) -> Vec<String> {
     if object.get("required").is_some_and(|r| !r.is_array()) {
         problems.push(format!("{where_}/required: must be a list"));
     }
-    if let Some(ptr) = object.get("x-vss-multiple-of") {
-        if !ptr.as_str().is_some_and(|p| p.starts_with('/')) {
-            problems.push(format!(
-                "{where_}/x-vss-multiple-of: must be a JSON pointer"
-            ));
-        }
+    if let Some(ptr) = object.get("x-vss-multiple-of")
+        && !ptr.as_str().is_some_and(|p| p.starts_with('/'))
+    {
+        problems.push(format!(
+            "{where_}/x-vss-multiple-of: must be a JSON pointer"
+        ));
     }
     problems
 }
