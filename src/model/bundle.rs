@@ -121,7 +121,7 @@ impl Bundle {
         Ok(())
     }
 
-    /// Checks what `method` returned for a `height x width` image against the manifest.
+    /// Checks what `method` returned for a `height x width` frame against the manifest.
     pub(in crate::model) fn check_outputs(
         &self,
         method: &str,
@@ -142,8 +142,9 @@ impl Bundle {
         ] {
             if t.size() != want || t.kind() != Kind::Float {
                 return Err(self.contract_error(format!(
-                    "{method} on a {height}x{width} image returns {what} {:?} {:?}, but \
-                     manifest.json promises float32 {want:?} (classes, logits_stride, features)",
+                    "method '{method}' returns {what} {:?} {:?} for a {height}x{width} frame, \
+                     but manifest.json promises float32 {want:?} (classes, logits_stride, \
+                     features)",
                     t.kind(),
                     t.size()
                 )));

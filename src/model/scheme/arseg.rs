@@ -43,8 +43,7 @@ impl SchemeAdapter for Arseg {
                 )));
             }
             let (logits, fused) = bundle.nonkeyframe(&image_lr, &warped)?;
-            let method = format!("nonkeyframe (image {lh}x{lw})");
-            bundle.check_outputs(&method, h, w, &logits, &fused)?;
+            bundle.check_outputs("nonkeyframe", h, w, &logits, &fused)?;
         }
         Ok(())
     }
