@@ -264,10 +264,11 @@ def _own(schema: Dict, value: Any, path: JsonPath, root: Any) -> Optional[Violat
                 return Violation(
                     here, f"must be a multiple of {name} ({multiple}), got {got}", "x-vss-multiple-of"
                 )
-        if schema.get("x-vss-equals-index"):
+        if schema.get("x-vss-equals-index") is True:
             index = next((p for p in reversed(path) if isinstance(p, int)), None)
             if index is not None and value != index:
-                return Violation(here, f"must be {index} (its index in the list), got {got}", "x-vss-equals-index")
+                problem = f"must be {index} (its index in the list), got {got}"
+                return Violation(here, problem, "x-vss-equals-index")
     if isinstance(value, list):
         low, high = schema.get("minItems"), schema.get("maxItems")
         short = low is not None and len(value) < low
@@ -281,7 +282,7 @@ def _own(schema: Dict, value: Any, path: JsonPath, root: Any) -> Optional[Violat
             count = low if short else high
             noun = "item" if count == 1 else "items"
             return Violation(here, f"must have {need} {noun}, got {got}", "minItems" if short else "maxItems")
-    if isinstance(value, str) and schema.get("x-vss-not-blank") and not value.strip():
+    if isinstance(value, str) and schema.get("x-vss-not-blank") is True and not value.strip():
         return Violation(here, "must not be empty", "x-vss-not-blank")
     return None
 
