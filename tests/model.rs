@@ -562,8 +562,8 @@ fn a_manifest_without_classes_is_refused() {
         v.as_object_mut().unwrap().remove("classes");
     });
     let (e, text) = load_error(&dir);
-    assert!(matches!(e, ModelError::ManifestParse { .. }), "{text}");
-    assert!(text.contains("classes"), "{text}");
+    assert!(matches!(e, ModelError::ManifestField { .. }), "{text}");
+    assert!(text.contains("field 'classes' is missing"), "{text}");
     assert!(
         text.contains(&*dir.join("manifest.json").to_string_lossy()),
         "{text}"

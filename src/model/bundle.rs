@@ -94,85 +94,12 @@ impl Bundle {
             module,
             device,
         };
-        match bundle.manifest.scheme {
-            Scheme::Image => {
-                let (h, w) = bundle.manifest.native_size();
-                bundle.warm_up(h, w, passes.max(1))?;
-            }
-            Scheme::Arseg => bundle.warm_up_arseg(passes.max(1))?,
-            Scheme::Tdnet => bundle.warm_up_tdnet(passes.max(1))?,
-        }
+        bundle
+            .manifest
+            .scheme
+            .adapter()
+            .warm_up(&bundle, passes.max(1))?;
         Ok(bundle)
-    }
-
-    /// `tdnet`: steps from a reset and then with the previous step's memory, until every
-    /// sub-network has run with a memory (TorchScript optimises each path on its first calls,
-    /// which would otherwise make the first frames slow), checked against the manifest, so that
-    /// a module without `step` or with other outputs fails at load, naming the file and the
-    /// method.
-    fn warm_up_tdnet(&self, passes: usize) -> Result<(), ModelError> {
-        let (h, w) = self.manifest.native_size();
-        let image = Tensor::f_full(
-            [1, 3, i64::from(h), i64::from(w)],
-            128,
-            (Kind::Uint8, self.device),
-        )
-        .map_err(|e| self.contract_error(format!("warm-up input: {e}")))?;
-        for _ in 0..passes {
-            let mut memory = Vec::new();
-            for slot in 0..=self.manifest.subnetworks() {
-                let (logits, features, next) = self.step(&image, slot, &memory)?;
-                self.check_outputs(h, w, &logits, &features)
-                    .map_err(|e| self.contract_error(format!("method 'step': {e}")))?;
-                if next.is_empty() {
-                    return Err(self.contract_error(
-                        "method 'step' returns an empty memory: the next frame would learn \
-                         nothing from this one"
-                            .into(),
-                    ));
-                }
-                memory = next;
-            }
-        }
-        Ok(())
-    }
-
-    /// `arseg`: runs every method once (or `passes` times) at the native and low-res sizes
-    /// and checks the outputs against the manifest, so that a module missing a method or
-    /// returning other shapes fails at load, naming the file and the method.
-    fn warm_up_arseg(&self, passes: usize) -> Result<(), ModelError> {
-        let (h, w) = self.manifest.native_size();
-        let (lh, lw) = self.manifest.scaled_size(self.lowres_scale());
-        let grey = |h: u32, w: u32| {
-            Tensor::f_full(
-                [1, 3, i64::from(h), i64::from(w)],
-                128,
-                (Kind::Uint8, self.device),
-            )
-            .map_err(|e| self.contract_error(format!("warm-up input: {e}")))
-        };
-        let (image, image_lr) = (grey(h, w)?, grey(lh, lw)?);
-        for _ in 0..passes {
-            let (logits, features) = self.keyframe(&image)?;
-            self.check_outputs(h, w, &logits, &features)?;
-            let (fh, fw) = self.feature_size(h, w);
-            let identity = crate::motion::MotionField::new(w, h, crate::motion::DEFAULT_CELL_SIZE)
-                .map_err(|e| self.contract_error(format!("warm-up field: {e}")))?
-                .to_grid(fh as usize, fw as usize);
-            let warped = self.warp_features(&features, &identity)?;
-            if warped.size() != features.size() {
-                return Err(self.contract_error(format!(
-                    "method 'warp' returns {:?} for features {:?} (expected the same size)",
-                    warped.size(),
-                    features.size()
-                )));
-            }
-            let (logits, fused) = self.nonkeyframe(&image_lr, &warped)?;
-            self.check_outputs(h, w, &logits, &fused).map_err(|e| {
-                self.contract_error(format!("method 'nonkeyframe' on a {lh}x{lw} image: {e}"))
-            })?;
-        }
-        Ok(())
     }
 
     /// `(height, width)` of the feature map for an `height x width` input.
@@ -189,21 +116,19 @@ impl Bundle {
     /// Runs `passes` forward calls on a grey `height x width` image and checks the outputs'
     /// shapes against the manifest. Call again after changing the working size.
     pub fn warm_up(&self, height: u32, width: u32, passes: usize) -> Result<(), ModelError> {
-        let image = Tensor::f_full(
-            [1, 3, i64::from(height), i64::from(width)],
-            128,
-            (Kind::Uint8, self.device),
-        )
-        .map_err(|e| self.contract_error(format!("warm-up input: {e}")))?;
+        let image = self.grey_image(height, width)?;
         for _ in 0..passes {
             let (logits, features) = self.forward(&image)?;
-            self.check_outputs(height, width, &logits, &features)?;
+            let method = self.manifest.scheme.forward_method();
+            self.check_outputs(method, height, width, &logits, &features)?;
         }
         Ok(())
     }
 
-    fn check_outputs(
+    /// Checks what `method` returned for a `height x width` frame against the manifest.
+    pub(in crate::model) fn check_outputs(
         &self,
+        method: &str,
         height: u32,
         width: u32,
         logits: &Tensor,
@@ -221,8 +146,9 @@ impl Bundle {
         ] {
             if t.size() != want || t.kind() != Kind::Float {
                 return Err(self.contract_error(format!(
-                    "forward on a {height}x{width} image returns {what} {:?} {:?}, but \
-                     manifest.json promises float32 {want:?} (classes, logits_stride, features)",
+                    "method '{method}' returns {what} {:?} {:?} for a {height}x{width} frame, \
+                     but manifest.json promises float32 {want:?} (classes, logits_stride, \
+                     features)",
                     t.kind(),
                     t.size()
                 )));
@@ -231,7 +157,7 @@ impl Bundle {
         Ok(())
     }
 
-    fn contract_error(&self, message: String) -> ModelError {
+    pub(in crate::model) fn contract_error(&self, message: String) -> ModelError {
         ModelError::ModuleContract {
             path: self.module_path.clone(),
             message,
@@ -248,149 +174,52 @@ impl Bundle {
     }
 
     fn forward_here(&self, image: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
-        let m = &self.manifest;
-        let method = match m.scheme {
-            Scheme::Image | Scheme::Tdnet => "forward",
-            Scheme::Arseg => "keyframe",
-        };
+        let method = self.manifest.scheme.forward_method();
         self.check_image(image)?;
         let image = self.on_device(image)?;
         let output = self.call(method, vec![IValue::Tensor(image)])?;
         self.pair(method, output)
     }
 
-    /// `arseg`'s keyframe branch: the full-resolution network, as [`Bundle::forward`].
-    pub fn keyframe(&self, image: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
-        self.forward(image)
+    /// Refuses `method` unless this bundle's scheme calls it ([`Scheme::methods`]), naming
+    /// the schemes that do.
+    pub(in crate::model) fn require_method(&self, method: &'static str) -> Result<(), ModelError> {
+        let scheme = self.manifest.scheme;
+        if scheme.methods().contains(&method) {
+            return Ok(());
+        }
+        let having: Vec<String> = Scheme::ALL
+            .iter()
+            .filter(|s| s.methods().contains(&method))
+            .map(|s| format!("'{s}'"))
+            .collect();
+        Err(ModelError::UnsupportedScheme {
+            bundle: self.manifest.name.clone(),
+            scheme,
+            method,
+            why: if having.is_empty() {
+                "(no scheme has it)".into()
+            } else {
+                format!("(only {} bundles have it)", having.join(" or "))
+            },
+        })
     }
 
-    /// `arseg`'s non-keyframe branch: uint8 RGB `image_lr` (the frame at the low-res size) and
-    /// the keyframe features warped to this frame (`[1, C, H/stride, W/stride]` of the native
-    /// size) to `(logits [1, K, H, W], fused features)`.
-    pub fn nonkeyframe(
+    /// A grey uint8 RGB `[1, 3, height, width]` image on the bundle's device, for warm-ups.
+    pub(in crate::model) fn grey_image(
         &self,
-        image_lr: &Tensor,
-        warped: &Tensor,
-    ) -> Result<(Tensor, Tensor), ModelError> {
-        self.need_arseg("nonkeyframe")?;
-        self.check_image(image_lr)?;
-        let (image_lr, warped) = (image_lr.shallow_clone(), warped.shallow_clone());
-        super::executor::run(move || {
-            let inputs = vec![
-                IValue::Tensor(self.on_device(&image_lr)?),
-                IValue::Tensor(self.on_device(&warped)?),
-            ];
-            let output = self.call("nonkeyframe", inputs)?;
-            self.pair("nonkeyframe", output)
-        })
+        height: u32,
+        width: u32,
+    ) -> Result<Tensor, ModelError> {
+        Tensor::f_full(
+            [1, 3, i64::from(height), i64::from(width)],
+            128,
+            (Kind::Uint8, self.device),
+        )
+        .map_err(|e| self.contract_error(format!("warm-up input: {e}")))
     }
 
-    /// `arseg`'s feature warp (inside the module: the definition training used):
-    /// `grid_sample(features, grid)`, bilinear, border padding, `align_corners=False`, with
-    /// `grid` from [`crate::motion::MotionField::to_grid`] at the features' size.
-    pub fn warp_features(&self, features: &Tensor, grid: &[f32]) -> Result<Tensor, ModelError> {
-        self.need_arseg("warp")?;
-        let size = features.size();
-        if size.len() != 4 || grid.len() as i64 != size[2] * size[3] * 2 {
-            return Err(ModelError::Shape {
-                what: "warp_features",
-                problem: format!(
-                    "features {size:?} need a grid of H x W x 2 values, got {}",
-                    grid.len()
-                ),
-            });
-        }
-        let features = features.shallow_clone();
-        super::executor::run(move || {
-            let grid = Tensor::f_from_slice(grid)
-                .and_then(|t| t.f_view([1, size[2], size[3], 2]))
-                .and_then(|t| t.f_to_device(self.device))
-                .map_err(|e| self.inference_error(e))?;
-            let inputs = vec![
-                IValue::Tensor(self.on_device(&features)?),
-                IValue::Tensor(grid),
-            ];
-            match self.call("warp", inputs)? {
-                IValue::Tensor(t) => Ok(t),
-                _ => Err(self.contract_error("method 'warp' must return a tensor".into())),
-            }
-        })
-    }
-
-    /// `tdnet`'s call for every frame: sub-network `slot` (frames since the last reset; the
-    /// module takes it modulo `subnetworks`) on uint8 RGB `image`, attending to `memory` (empty
-    /// after a reset, else what the previous step returned). Returns `(logits [1, K, H, W],
-    /// features, memory for the next frame)`.
-    pub fn step(
-        &self,
-        image: &Tensor,
-        slot: u32,
-        memory: &[Tensor],
-    ) -> Result<(Tensor, Tensor, Vec<Tensor>), ModelError> {
-        let m = &self.manifest;
-        if m.scheme != Scheme::Tdnet {
-            return Err(ModelError::UnsupportedScheme {
-                bundle: m.name.clone(),
-                scheme: m.scheme,
-                method: "step",
-                why: "(only 'tdnet' bundles have it)",
-            });
-        }
-        self.check_image(image)?;
-        let image = image.shallow_clone();
-        let memory: Vec<Tensor> = memory.iter().map(Tensor::shallow_clone).collect();
-        super::executor::run(move || {
-            let memory = memory
-                .iter()
-                .map(|t| self.on_device(t))
-                .collect::<Result<Vec<_>, _>>()?;
-            let inputs = vec![
-                IValue::Tensor(self.on_device(&image)?),
-                IValue::Int(i64::from(slot)),
-                IValue::TensorList(memory),
-            ];
-            let bad = || {
-                self.contract_error(
-                    "method 'step' must return (logits, features, memory: List[Tensor])".into(),
-                )
-            };
-            let IValue::Tuple(mut items) = self.call("step", inputs)? else {
-                return Err(bad());
-            };
-            if items.len() != 3 {
-                return Err(bad());
-            }
-            let memory = match items.pop() {
-                Some(IValue::TensorList(list)) => list,
-                Some(IValue::GenericList(list)) => list
-                    .into_iter()
-                    .map(|v| match v {
-                        IValue::Tensor(t) => Ok(t),
-                        _ => Err(bad()),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-                _ => return Err(bad()),
-            };
-            let (logits, features) = self.pair("step", IValue::Tuple(items))?;
-            Ok((logits, features, memory))
-        })
-    }
-
-    fn need_arseg(&self, method: &'static str) -> Result<(), ModelError> {
-        let m = &self.manifest;
-        if m.scheme == Scheme::Arseg {
-            Ok(())
-        } else {
-            Err(ModelError::UnsupportedScheme {
-                bundle: m.name.clone(),
-                scheme: m.scheme,
-                method,
-                why: "(only 'arseg' bundles have it)",
-            })
-        }
-    }
-
-    fn on_device(&self, t: &Tensor) -> Result<Tensor, ModelError> {
+    pub(in crate::model) fn on_device(&self, t: &Tensor) -> Result<Tensor, ModelError> {
         if t.device() == self.device {
             Ok(t.shallow_clone())
         } else {
@@ -401,7 +230,11 @@ impl Bundle {
 
     /// Calls a module method without autograd; a missing method is a contract error naming
     /// the file and the method.
-    fn call(&self, method: &str, inputs: Vec<IValue>) -> Result<IValue, ModelError> {
+    pub(in crate::model) fn call(
+        &self,
+        method: &str,
+        inputs: Vec<IValue>,
+    ) -> Result<IValue, ModelError> {
         tch::no_grad(|| {
             if method == "forward" {
                 self.module.forward_is(&inputs)
@@ -419,7 +252,11 @@ impl Bundle {
         })
     }
 
-    fn pair(&self, method: &str, output: IValue) -> Result<(Tensor, Tensor), ModelError> {
+    pub(in crate::model) fn pair(
+        &self,
+        method: &str,
+        output: IValue,
+    ) -> Result<(Tensor, Tensor), ModelError> {
         match output {
             IValue::Tuple(mut items) if items.len() == 2 => {
                 let features = items.pop();
@@ -437,7 +274,7 @@ impl Bundle {
         }
     }
 
-    fn check_image(&self, image: &Tensor) -> Result<(), ModelError> {
+    pub(in crate::model) fn check_image(&self, image: &Tensor) -> Result<(), ModelError> {
         let size = image.size();
         let multiple = i64::from(self.manifest.size_multiple());
         let problem = if image.kind() != Kind::Uint8 {
@@ -459,7 +296,7 @@ impl Bundle {
         })
     }
 
-    fn inference_error(&self, source: tch::TchError) -> ModelError {
+    pub(in crate::model) fn inference_error(&self, source: tch::TchError) -> ModelError {
         ModelError::Inference {
             bundle: self.manifest.name.clone(),
             path: self.module_path.clone(),

@@ -40,12 +40,12 @@ pub enum ModelError {
         source: std::io::Error,
     },
 
-    /// The manifest is not JSON, or a field is missing or has the wrong type (serde's message
-    /// names the field and the line).
+    /// The manifest is not JSON, not a JSON object, or has a value the schema allows but the
+    /// reader cannot hold (serde's message names the line).
     #[error("{}: {message}", .path.display())]
     ManifestParse { path: PathBuf, message: String },
 
-    /// A field parsed but breaks the contract in models/README.md.
+    /// A field breaks a rule of models/manifest.schema.json.
     #[error("{}: field '{field}' {problem}", .path.display())]
     ManifestField {
         path: PathBuf,
@@ -72,7 +72,8 @@ pub enum ModelError {
         bundle: String,
         scheme: Scheme,
         method: &'static str,
-        why: &'static str,
+        /// Which schemes have it.
+        why: String,
     },
 
     #[error("bundle '{bundle}': {message}")]

@@ -23,6 +23,8 @@ pub mod instances;
 mod manifest;
 mod postprocess;
 mod preprocess;
+mod schema;
+mod scheme;
 mod warp;
 
 pub use allocator::{MALLOC_TUNING_ENV, tune_malloc};
@@ -33,8 +35,8 @@ pub use bundle::{
 pub use device::{load_cuda, parse_device, set_threads, threads};
 pub use error::ModelError;
 pub use manifest::{
-    ARSEG_METHODS, ClassInfo, FORMAT_VERSION, FeatureSpec, FileSpec, InputSpec, MANIFEST_FILE,
-    Manifest, MethodSpec, Scheme, TDNET_METHODS,
+    ClassInfo, FORMAT_VERSION, FeatureSpec, FileSpec, InputSpec, MANIFEST_FILE, Manifest,
+    MethodSpec, Scheme,
 };
 pub use postprocess::{class_map, class_map_bilinear, copy_u8, resize_nearest, to_vec_u8};
 pub use preprocess::{
