@@ -30,9 +30,9 @@ use crate::schedule::{Decision, FrameFacts, KeyframePolicy, KeyframeReason, Sche
 use mode::ModeState;
 pub use mode::{Mode, ModeSpec};
 
-/// The schemes whose `forward` is a whole segmentation (a tdnet bundle's is one step from a
-/// reset: sub-network 0 alone), for the modes that only call `forward`.
-const EVERY_SCHEME: &[Scheme] = &[Scheme::Image, Scheme::Arseg, Scheme::Tdnet];
+/// The modes that only call `forward` serve every scheme: each has one that segments a whole
+/// frame (a tdnet bundle's is one step from a reset: sub-network 0 alone).
+const EVERY_SCHEME: &[Scheme] = Scheme::ALL;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SegmenterConfig {

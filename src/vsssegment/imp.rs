@@ -223,7 +223,7 @@ impl ObjectImpl for VssSegment {
             vec![
                 glib::ParamSpecString::builder("model")
                     .nick("Model bundle")
-                    .blurb("Bundle folder, its manifest.json, or the name of a shipped bundle (camvid-espnet, camvid-cgnet, cityscapes-espnetv2)")
+                    .blurb("Bundle folder, its manifest.json, or a bundle name found in VSS_MODEL_PATH or ~/.local/share/vss/models (scripts/install.sh installs the shipped ones: camvid-espnet, camvid-cgnet, ...)")
                     .default_value(Some(DEFAULT_BUNDLE))
                     .mutable_ready()
                     .build(),
