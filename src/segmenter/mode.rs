@@ -71,7 +71,7 @@ pub(super) trait ModeState: Send {
 
 macro_rules! modes {
     ($($(#[$doc:meta])* $variant:ident => $module:ident,)+) => {
-        /// What runs on a non-keyframe (DESIGN.md, "Scheduling and propagation"). The facts
+        /// What runs on a non-keyframe (ARCHITECTURE.md, "The stages and their modules"). The facts
         /// about each are in its [`ModeSpec`], [`Mode::spec`].
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Mode {
