@@ -193,6 +193,9 @@ struct Control {
     /// Downstream takes GstVideoOverlayCompositionMeta: the overlay caps feature was
     /// negotiated and its allocation query lists the meta.
     downstream_overlay_meta: bool,
+    /// New caps and no allocation answer from downstream since (upstream sent no query): ask
+    /// downstream ourselves at the next frame, once the caps are there.
+    allocation_pending: bool,
     /// Flush, segment, gap, stream start or caps since the last frame.
     pending_reset: bool,
     /// The processing time this element declares in the latency query: the slowest frame
@@ -468,30 +471,18 @@ impl BaseTransformImpl for VssSegment {
         })
     }
 
-    /// Attach-or-blend: attach the overlay meta only when the negotiated caps carry the
-    /// overlay feature and downstream's allocation answer lists the meta.
-    fn decide_allocation(
+    /// An upstream allocation query passes through to downstream (the element works in place):
+    /// downstream's answer says whether it takes the overlay meta.
+    fn propose_allocation(
         &self,
+        decide_query: Option<&gst::query::Allocation>,
         query: &mut gst::query::Allocation,
     ) -> Result<(), gst::LoggableError> {
+        self.parent_propose_allocation(decide_query, query)?;
         let (caps, _) = query.get();
-        let feature = caps.is_some_and(|c| {
-            c.features(0).is_some_and(|f| {
-                f.contains(gst_video::CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION)
-            })
-        });
-        let meta = query
-            .find_allocation_meta::<gst_video::VideoOverlayCompositionMeta>()
-            .is_some();
-        gst::debug!(
-            CAT,
-            imp = self,
-            "overlay feature negotiated: {feature}, meta in allocation: {meta}"
-        );
-        if let Some(control) = self.control.lock().unwrap().as_mut() {
-            control.downstream_overlay_meta = feature && meta;
-        }
-        self.parent_decide_allocation(query)
+        let caps = caps.map(|c| c.to_owned());
+        self.record_overlay_support(caps.as_ref(), query);
+        Ok(())
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
@@ -571,6 +562,7 @@ impl BaseTransformImpl for VssSegment {
         });
         *self.control.lock().unwrap() = Some(Control {
             downstream_overlay_meta: false,
+            allocation_pending: true,
             pending_reset: true,
             latency: LatencyEstimate::new(latency),
             qos: QosLadder::new(settings.mode, QosConfig::default()),
@@ -686,12 +678,35 @@ impl VideoFilterImpl for VssSegment {
         drop(guard);
         if let Some(control) = self.control.lock().unwrap().as_mut() {
             control.pending_reset = true;
+            control.allocation_pending = true;
         }
         Ok(())
     }
 }
 
 impl VssSegment {
+    /// Attach-or-blend: the overlay meta goes downstream only when the negotiated caps carry
+    /// the overlay composition feature and downstream's allocation answer lists the meta.
+    fn record_overlay_support(&self, caps: Option<&gst::Caps>, query: &gst::query::Allocation) {
+        let feature = caps.is_some_and(|c| {
+            c.features(0).is_some_and(|f| {
+                f.contains(gst_video::CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION)
+            })
+        });
+        let meta = query
+            .find_allocation_meta::<gst_video::VideoOverlayCompositionMeta>()
+            .is_some();
+        gst::debug!(
+            CAT,
+            imp = self,
+            "overlay feature negotiated: {feature}, meta in allocation: {meta}"
+        );
+        if let Some(control) = self.control.lock().unwrap().as_mut() {
+            control.downstream_overlay_meta = feature && meta;
+            control.allocation_pending = false;
+        }
+    }
+
     /// One QoS report from downstream: maybe a step on the degradation ladder, announced.
     fn on_qos(&self, proportion: f64, late: bool) {
         let policy = self.settings.lock().unwrap().keyframe_policy();
@@ -731,6 +746,24 @@ impl VssSegment {
 
     fn segment_buffer(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = self.settings.lock().unwrap().frame();
+        let obj = self.obj();
+        let srcpad = obj.src_pad();
+        let reconfigure = srcpad.check_reconfigure();
+        let pending = self
+            .control
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|c| c.allocation_pending);
+        if pending || reconfigure {
+            // Our own query, as overlay elements do when upstream asked none: after the caps
+            // went downstream, with them.
+            let caps = srcpad.current_caps();
+            let mut query = gst::query::Allocation::new(caps.as_ref(), false);
+            if srcpad.peer_query(&mut query) {
+                self.record_overlay_support(caps.as_ref(), &query);
+            }
+        }
         // The control fields this frame reads, taken without holding their lock for the frame.
         let (mode, policy, reset, downstream_overlay_meta) = {
             let mut guard = self.control.lock().unwrap();
