@@ -9,7 +9,9 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use once_cell::sync::Lazy;
 
-use crate::codec::{CodecKind, Decoder, DecoderConfig, Picture, PixelLayout, ThreadType};
+use crate::codec::{
+    CodecKind, Colorimetry, Decoder, DecoderConfig, Picture, PixelLayout, ThreadType,
+};
 use crate::meta::{MotionInfo, MotionMeta};
 use crate::motion::MotionVector;
 
@@ -76,11 +78,20 @@ impl Default for Settings {
 struct State {
     decoder: Decoder,
     input_state: gst_video::VideoCodecState<'static, gst_video::video_codec_state::Readable>,
-    /// Negotiated output: (layout, width, height).
-    output: Option<(PixelLayout, u32, u32)>,
+    /// Negotiated output: what the pictures looked like.
+    output: Option<OutputFormat>,
     latency_frames: u32,
     /// Reused vector buffer; the meta gets a copy sized exactly.
     vectors: Vec<MotionVector>,
+}
+
+/// What the output caps are made from: a change renegotiates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OutputFormat {
+    layout: PixelLayout,
+    width: u32,
+    height: u32,
+    colorimetry: Colorimetry,
 }
 
 #[derive(Default)]
@@ -223,17 +234,19 @@ impl ElementImpl for VssDec {
             let src_caps = gst::Caps::builder("video/x-raw")
                 .field(
                     "format",
-                    gst::List::new([
-                    gst_video::VideoFormat::I420,
-                    gst_video::VideoFormat::Nv12,
-                    gst_video::VideoFormat::Y42b,
-                    gst_video::VideoFormat::Y444,
-                    gst_video::VideoFormat::Gray8,
-                    gst_video::VideoFormat::I42010le,
-                    gst_video::VideoFormat::I42210le,
-                    gst_video::VideoFormat::Y44410le,
-                    ]
-                    .map(|f| f.to_str())),
+                    gst::List::new(
+                        [
+                            gst_video::VideoFormat::I420,
+                            gst_video::VideoFormat::Nv12,
+                            gst_video::VideoFormat::Y42b,
+                            gst_video::VideoFormat::Y444,
+                            gst_video::VideoFormat::Gray8,
+                            gst_video::VideoFormat::I42010le,
+                            gst_video::VideoFormat::I42210le,
+                            gst_video::VideoFormat::Y44410le,
+                        ]
+                        .map(|f| f.to_str()),
+                    ),
                 )
                 .build();
             vec![
@@ -480,10 +493,10 @@ impl VssDec {
         }
     }
 
-    /// (Re)negotiates the output caps when the picture's format or size changes.
+    /// (Re)negotiates the output caps when the picture's format, size or colorimetry changes.
     fn ensure_output(
         &self,
-        output: &mut Option<(PixelLayout, u32, u32)>,
+        output: &mut Option<OutputFormat>,
         input_state: &gst_video::VideoCodecState<'static, gst_video::video_codec_state::Readable>,
         picture: &Picture,
     ) -> Result<(), gst::FlowError> {
@@ -495,12 +508,17 @@ impl VssDec {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        let wanted = (layout, picture.width, picture.height);
+        let wanted = OutputFormat {
+            layout,
+            width: picture.width,
+            height: picture.height,
+            colorimetry: picture.colorimetry,
+        };
         if *output == Some(wanted) && !self.obj().src_pad().check_reconfigure() {
             return Ok(());
         }
         let format = match layout {
-            PixelLayout::I420 | PixelLayout::I420Full => gst_video::VideoFormat::I420,
+            PixelLayout::I420 => gst_video::VideoFormat::I420,
             PixelLayout::Nv12 => gst_video::VideoFormat::Nv12,
             PixelLayout::Y42b => gst_video::VideoFormat::Y42b,
             PixelLayout::Y444 => gst_video::VideoFormat::Y444,
@@ -510,16 +528,37 @@ impl VssDec {
             PixelLayout::Y444_10le => gst_video::VideoFormat::Y44410le,
         };
         let obj = self.obj();
-        let output_state =
+        let mut output_state =
             obj.set_output_state(format, picture.width, picture.height, Some(input_state))?;
+        // The base class took the parser's colorimetry (or the format's defaults); what the
+        // codec says about the pictures themselves wins, as in avdec_*.
+        let info = output_state.info().clone();
+        let colorimetry = merged_colorimetry(info.colorimetry(), &picture.colorimetry);
+        if colorimetry != info.colorimetry() {
+            let info = gst_video::VideoInfo::builder_from_info(&info)
+                .colorimetry(&colorimetry)
+                .build()
+                .map_err(|_| gst::FlowError::NotNegotiated)?;
+            output_state.set_info(info);
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "output {format:?} {}x{} colorimetry {colorimetry} (codec says {:?})",
+            picture.width,
+            picture.height,
+            picture.colorimetry
+        );
         if obj.negotiate(output_state).is_err() {
             // Going down (PAUSED->READY) while negotiating fails the caps query too: that is
             // flushing, as avdec_h264 reports it, not a stream error upstream should post.
-            return Err(if obj.src_pad().pad_flags().contains(gst::PadFlags::FLUSHING) {
-                gst::FlowError::Flushing
-            } else {
-                gst::FlowError::NotNegotiated
-            });
+            return Err(
+                if obj.src_pad().pad_flags().contains(gst::PadFlags::FLUSHING) {
+                    gst::FlowError::Flushing
+                } else {
+                    gst::FlowError::NotNegotiated
+                },
+            );
         }
         *output = Some(wanted);
         Ok(())
@@ -578,6 +617,32 @@ impl VssDec {
             );
         }
     }
+}
+
+/// `base` with every field the codec specifies replaced by the codec's value.
+fn merged_colorimetry(
+    base: gst_video::VideoColorimetry,
+    codec: &Colorimetry,
+) -> gst_video::VideoColorimetry {
+    let range = match codec.full_range {
+        Some(true) => gst_video::VideoColorRange::Range0_255,
+        Some(false) => gst_video::VideoColorRange::Range16_235,
+        None => base.range(),
+    };
+    // An RGB "matrix" cannot describe the YUV formats vssdec outputs.
+    let matrix = match gst_video::VideoColorMatrix::from_iso(codec.matrix) {
+        gst_video::VideoColorMatrix::Unknown | gst_video::VideoColorMatrix::Rgb => base.matrix(),
+        m => m,
+    };
+    let transfer = match gst_video::VideoTransferFunction::from_iso(codec.transfer) {
+        gst_video::VideoTransferFunction::Unknown => base.transfer(),
+        t => t,
+    };
+    let primaries = match gst_video::VideoColorPrimaries::from_iso(codec.primaries) {
+        gst_video::VideoColorPrimaries::Unknown => base.primaries(),
+        p => p,
+    };
+    gst_video::VideoColorimetry::new(range, matrix, transfer, primaries)
 }
 
 /// Copies a decoded picture into a negotiated output buffer, plane by plane.
