@@ -10,6 +10,7 @@ use std::process::Command;
 
 use common::*;
 use gst::prelude::*;
+use gst_video::prelude::*;
 use gstvss::meta::{MotionMeta, Segmentation, SegmentationMeta};
 use gstvss::motion::PictureType;
 
@@ -748,4 +749,87 @@ fn output_caps_carry_the_stream_range() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output without copies
+
+/// Per frame, a hash of each plane's visible rows (padding and layout left out).
+fn plane_hashes(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Vec<u64> {
+    let frame =
+        gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).expect("readable frame");
+    (0..frame.n_planes())
+        .map(|p| {
+            let stride = frame.plane_stride()[p as usize] as usize;
+            let row = frame.comp_width(p) as usize * frame.comp_pstride(p) as usize;
+            let rows: Vec<u8> = frame
+                .plane_data(p)
+                .expect("plane")
+                .chunks(stride)
+                .take(frame.comp_height(p) as usize)
+                .flat_map(|r| &r[..row])
+                .copied()
+                .collect();
+            fnv1a(&rows)
+        })
+        .collect()
+}
+
+/// One decode through a Harness, pulling after every push (one thread: each picture comes
+/// out of the packet that made it). With `video_meta`, downstream says it reads GstVideoMeta;
+/// with `scribble`, every output frame is then overwritten, as an in-place element would.
+fn decode_pulling(video_meta: bool, scribble: bool) -> (Vec<Vec<u64>>, usize) {
+    let (caps, units) = h264_access_units(30);
+    let mut h = gst_check::Harness::new("vssdec");
+    h.element().unwrap().set_property("max-threads", 1i32);
+    if video_meta {
+        h.add_propose_allocation_meta(gst_video::VideoMeta::meta_api(), None);
+    }
+    h.set_src_caps(caps);
+    h.play();
+    let (mut hashes, mut shared) = (Vec::new(), 0);
+    let mut take = |h: &mut gst_check::Harness| {
+        while let Some(mut buffer) = h.try_pull() {
+            let out = h.sinkpad().unwrap().current_caps().expect("caps");
+            let info = gst_video::VideoInfo::from_caps(&out).expect("video caps");
+            if buffer.n_memory() > 1 {
+                shared += 1;
+            }
+            hashes.push(plane_hashes(&buffer, &info));
+            if scribble {
+                let b = buffer.make_mut();
+                let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(b, &info)
+                    .expect("a writable mapping (a copy of read-only planes)");
+                for p in 0..frame.n_planes() {
+                    frame.plane_data_mut(p).expect("plane").fill(0x55);
+                }
+            }
+        }
+    };
+    for unit in units {
+        assert!(h.push(unit).is_ok());
+        take(&mut h);
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    take(&mut h);
+    (hashes, shared)
+}
+
+/// When downstream reads GstVideoMeta, pictures go out as libavcodec's own planes: the same
+/// pixels as the copies, and read-only, so an element writing into a frame gets its own copy
+/// and the pictures predicted from it stay intact.
+#[test]
+fn shared_planes_equal_the_copies_and_are_not_written_through() {
+    init();
+    let (copied, shared_copied) = decode_pulling(false, false);
+    assert_eq!(copied.len(), 30);
+    assert_eq!(shared_copied, 0, "copies are one memory each");
+    let (shared, shared_count) = decode_pulling(true, false);
+    assert_eq!(shared_count, 30, "every frame shared");
+    assert_eq!(shared, copied);
+    let (scribbled, _) = decode_pulling(true, true);
+    assert_eq!(
+        scribbled, copied,
+        "a write downstream reached the decoder's references"
+    );
 }

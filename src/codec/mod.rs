@@ -5,6 +5,7 @@
 //! open with `flags2=+export_mvs`, decode, read `AV_FRAME_DATA_MOTION_VECTORS`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use ffmpeg::ffi;
 use ffmpeg::util::frame::side_data;
@@ -172,6 +173,38 @@ impl Picture<'_> {
         self.frame.plane_height(plane)
     }
 
+    /// This picture's planes, shared rather than copied: each keeps the picture's buffers
+    /// allocated (libavcodec counts the references) until dropped, whatever the decoder does
+    /// next. None if the picture's memory is not reference counted or a plane runs bottom-up.
+    pub fn share_planes(&self) -> Option<Vec<SharedPlane>> {
+        let frame = FrameRef::new(self.frame)?;
+        let frame = Arc::new(frame);
+        (0..self.planes())
+            .map(|plane| {
+                // SAFETY: plain field reads of a frame we hold a reference to.
+                let (data, linesize) = unsafe {
+                    let f = frame.0;
+                    ((*f).data[plane], (*f).linesize[plane])
+                };
+                let stride = usize::try_from(linesize).ok().filter(|&s| s > 0)?;
+                (!data.is_null()).then(|| SharedPlane {
+                    _frame: frame.clone(),
+                    data,
+                    len: stride * self.plane_height(plane) as usize,
+                    stride,
+                })
+            })
+            .collect()
+    }
+
+    /// This picture's motion vectors, in a vector allocated for their number. Empty for intra
+    /// pictures.
+    pub fn motion_vectors(&self) -> Vec<MotionVector> {
+        let mut out = Vec::new();
+        self.motion_vectors_into(&mut out);
+        out
+    }
+
     /// Appends this picture's motion vectors to `out` (cleared first). Empty for intra pictures.
     pub fn motion_vectors_into(&self, out: &mut Vec<MotionVector>) {
         out.clear();
@@ -180,7 +213,7 @@ impl Picture<'_> {
         };
         let bytes = data.data();
         let size = std::mem::size_of::<ffi::AVMotionVector>();
-        out.reserve(bytes.len() / size);
+        out.reserve_exact(bytes.len() / size);
         for chunk in bytes.chunks_exact(size) {
             // SAFETY: FFmpeg stores a packed array of AVMotionVector; read_unaligned copes with
             // the byte slice having no alignment guarantee.
@@ -201,6 +234,69 @@ impl Picture<'_> {
         }
     }
 }
+
+/// A reference of our own to a decoded frame's buffers.
+struct FrameRef(*mut ffi::AVFrame);
+
+impl FrameRef {
+    fn new(frame: &ffmpeg::frame::Video) -> Option<Self> {
+        // SAFETY: av_frame_ref on a fresh frame adds references to the source's buffers (or
+        // fails); av_frame_free releases them and the frame.
+        unsafe {
+            if (*frame.as_ptr()).buf[0].is_null() {
+                return None;
+            }
+            let mut own = ffi::av_frame_alloc();
+            if own.is_null() {
+                return None;
+            }
+            if ffi::av_frame_ref(own, frame.as_ptr()) < 0 {
+                ffi::av_frame_free(&mut own);
+                return None;
+            }
+            Some(FrameRef(own))
+        }
+    }
+}
+
+impl Drop for FrameRef {
+    fn drop(&mut self) {
+        // SAFETY: we own this frame and its references.
+        unsafe { ffi::av_frame_free(&mut self.0) }
+    }
+}
+
+// SAFETY: the frame is only read after creation, and libavcodec's buffer references may be
+// released from any thread (its buffer pools lock).
+unsafe impl Send for FrameRef {}
+unsafe impl Sync for FrameRef {}
+
+/// One plane of a decoded picture, shared with libavcodec, which may still predict other
+/// pictures from it: read-only.
+pub struct SharedPlane {
+    /// Held for its references only.
+    _frame: Arc<FrameRef>,
+    data: *const u8,
+    len: usize,
+    stride: usize,
+}
+
+impl SharedPlane {
+    /// Bytes from one row to the next.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+}
+
+impl AsRef<[u8]> for SharedPlane {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `data` points at `len` bytes of a buffer `frame` keeps referenced.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
+    }
+}
+
+// SAFETY: see FrameRef; the pointer is into memory the Arc keeps alive.
+unsafe impl Send for SharedPlane {}
 
 /// A libavcodec video decoder.
 pub struct Decoder {

@@ -1,6 +1,7 @@
 //! vssdec: libavcodec decoding that keeps the codec's motion vectors as a `MotionMeta`.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use gst::glib;
 use gst::prelude::*;
@@ -10,10 +11,9 @@ use gst_video::subclass::prelude::*;
 use once_cell::sync::Lazy;
 
 use crate::codec::{
-    CodecKind, Colorimetry, Decoder, DecoderConfig, Picture, PixelLayout, ThreadType,
+    CodecKind, Colorimetry, Decoder, DecoderConfig, Picture, PixelLayout, SharedPlane, ThreadType,
 };
 use crate::meta::{MotionInfo, MotionMeta};
-use crate::motion::MotionVector;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -27,6 +27,7 @@ const DEFAULT_MAX_THREADS: u32 = 0;
 const DEFAULT_THREAD_TYPE: DecThreadType = DecThreadType::Auto;
 const DEFAULT_OUTPUT_CORRUPT: bool = false;
 const DEFAULT_EXPORT_MVS: bool = true;
+const DEFAULT_DIRECT_RENDERING: bool = true;
 /// Pending frames older than the decoder's delay by this many frames never come out (the codec
 /// dropped them, e.g. P-frames before the first keyframe) and are released.
 const STALE_FRAME_SLACK: u32 = 16;
@@ -62,6 +63,7 @@ struct Settings {
     thread_type: DecThreadType,
     output_corrupt: bool,
     export_mvs: bool,
+    direct_rendering: bool,
 }
 
 impl Default for Settings {
@@ -71,6 +73,7 @@ impl Default for Settings {
             thread_type: DEFAULT_THREAD_TYPE,
             output_corrupt: DEFAULT_OUTPUT_CORRUPT,
             export_mvs: DEFAULT_EXPORT_MVS,
+            direct_rendering: DEFAULT_DIRECT_RENDERING,
         }
     }
 }
@@ -81,8 +84,6 @@ struct State {
     /// Negotiated output: what the pictures looked like.
     output: Option<OutputFormat>,
     latency_frames: u32,
-    /// Reused vector buffer; the meta gets a copy sized exactly.
-    vectors: Vec<MotionVector>,
 }
 
 /// What the output caps are made from: a change renegotiates.
@@ -98,6 +99,9 @@ struct OutputFormat {
 pub struct VssDec {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// Downstream reads GstVideoMeta (strides and offsets of its own): pictures then go out
+    /// as libavcodec's own planes, uncopied. Set while negotiating, with `state` locked.
+    downstream_video_meta: AtomicBool,
 }
 
 #[glib::object_subclass]
@@ -136,6 +140,13 @@ impl ObjectImpl for VssDec {
                     .default_value(DEFAULT_EXPORT_MVS)
                     .mutable_ready()
                     .build(),
+                // avdec_*'s name for the same choice.
+                glib::ParamSpecBoolean::builder("direct-rendering")
+                    .nick("Direct rendering")
+                    .blurb("Hand out libavcodec's pictures uncopied (read-only) when downstream reads GstVideoMeta")
+                    .default_value(DEFAULT_DIRECT_RENDERING)
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -153,6 +164,9 @@ impl ObjectImpl for VssDec {
                 settings.output_corrupt = value.get().expect("type checked upstream")
             }
             "export-mvs" => settings.export_mvs = value.get().expect("type checked upstream"),
+            "direct-rendering" => {
+                settings.direct_rendering = value.get().expect("type checked upstream")
+            }
             _ => unimplemented!(),
         }
     }
@@ -164,6 +178,7 @@ impl ObjectImpl for VssDec {
             "thread-type" => settings.thread_type.to_value(),
             "output-corrupt" => settings.output_corrupt.to_value(),
             "export-mvs" => settings.export_mvs.to_value(),
+            "direct-rendering" => settings.direct_rendering.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -333,7 +348,6 @@ impl VideoDecoderImpl for VssDec {
             input_state: input_state.clone(),
             output: None,
             latency_frames: u32::MAX,
-            vectors: Vec::new(),
         });
         Ok(())
     }
@@ -385,6 +399,19 @@ impl VideoDecoderImpl for VssDec {
         self.drain_decoder()
     }
 
+    fn decide_allocation(
+        &self,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        let video_meta = query
+            .find_allocation_meta::<gst_video::VideoMeta>()
+            .is_some();
+        gst::debug!(CAT, imp = self, "downstream video meta: {video_meta}");
+        self.downstream_video_meta
+            .store(video_meta, Ordering::Relaxed);
+        self.parent_decide_allocation(query)
+    }
+
     fn finish(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
         self.drain_decoder()
     }
@@ -415,7 +442,10 @@ impl VssDec {
     /// Takes every picture the decoder has ready and finishes its frame.
     fn push_decoded(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
         let obj = self.obj();
-        let export = self.settings.lock().unwrap().export_mvs;
+        let (export, direct) = {
+            let settings = self.settings.lock().unwrap();
+            (settings.export_mvs, settings.direct_rendering)
+        };
         // libavcodec consumes an error when it reports it; the bound only guards against a
         // decoder that would repeat one forever.
         let mut errors = 0;
@@ -468,24 +498,33 @@ impl VssDec {
             if picture.corrupt {
                 frame.set_flags(gst_video::VideoCodecFrameFlags::CORRUPTED);
             }
-            if let Err(flow) = obj.allocate_output_frame(&mut frame, None) {
-                drop(guard);
-                obj.drop_frame(frame)?;
-                return Err(flow);
-            }
             let output_info = obj
                 .output_state()
                 .map(|s| s.info().clone())
                 .ok_or(gst::FlowError::NotNegotiated)?;
+            let shared = if direct && self.downstream_video_meta.load(Ordering::Relaxed) {
+                picture.share_planes()
+            } else {
+                None
+            };
+            if let Some(planes) = shared {
+                frame.set_output_buffer(shared_buffer(planes, &output_info)?);
+            } else {
+                if let Err(flow) = obj.allocate_output_frame(&mut frame, None) {
+                    drop(guard);
+                    obj.drop_frame(frame)?;
+                    return Err(flow);
+                }
+                let buffer = frame.output_buffer_mut().ok_or(gst::FlowError::Error)?;
+                copy_picture(&picture, buffer, &output_info)?;
+            }
             let buffer = frame.output_buffer_mut().ok_or(gst::FlowError::Error)?;
-            copy_picture(&picture, buffer, &output_info)?;
 
-            picture.motion_vectors_into(&mut state.vectors);
             let info = MotionInfo {
                 picture_type: picture.picture_type,
                 keyframe: picture.keyframe,
                 vectors_available: export && kind.exports_motion_vectors(),
-                vectors: state.vectors.clone(),
+                vectors: picture.motion_vectors(),
             };
             MotionMeta::add(buffer, info);
             drop(guard);
@@ -643,6 +682,36 @@ fn merged_colorimetry(
         p => p,
     };
     gst_video::VideoColorimetry::new(range, matrix, transfer, primaries)
+}
+
+/// An output buffer made of libavcodec's own planes (read-only memory: a writer downstream
+/// gets a copy), described by a GstVideoMeta.
+fn shared_buffer(
+    planes: Vec<SharedPlane>,
+    info: &gst_video::VideoInfo,
+) -> Result<gst::Buffer, gst::FlowError> {
+    let mut buffer = gst::Buffer::new();
+    let b = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+    let mut offsets = Vec::with_capacity(planes.len());
+    let mut strides = Vec::with_capacity(planes.len());
+    let mut offset = 0;
+    for plane in planes {
+        offsets.push(offset);
+        strides.push(i32::try_from(plane.stride()).map_err(|_| gst::FlowError::Error)?);
+        offset += plane.as_ref().len();
+        b.append_memory(gst::Memory::from_slice(plane));
+    }
+    gst_video::VideoMeta::add_full(
+        b,
+        gst_video::VideoFrameFlags::empty(),
+        info.format(),
+        info.width(),
+        info.height(),
+        &offsets,
+        &strides,
+    )
+    .map_err(|_| gst::FlowError::Error)?;
+    Ok(buffer)
 }
 
 /// Copies a decoded picture into a negotiated output buffer, plane by plane.
