@@ -372,7 +372,7 @@ pub fn frame_to_rgb(
         }
         // Two bytes per sample, little endian like the formats (every supported target is).
         // A view needs an even row stride; a copy makes one.
-        let t = if frame.strides[i] % 2 == 0 {
+        let t = if frame.strides[i].is_multiple_of(2) {
             t
         } else {
             t.f_contiguous().context("aligning 16-bit samples")?
