@@ -830,7 +830,10 @@ fn decoder_section(profile: &Profile, python: &Python) -> Result<Vec<DecodeClip>
                     profile.decode_rounds
                 );
                 let (secs, n) = match gst_decoder {
-                    Some(d) => decode_once(&clip, d)?,
+                    Some(d) => {
+                        let run = decode_once(&clip, d)?;
+                        (run.total, run.frames)
+                    }
                     None => {
                         let mut a = vec!["decode".into(), clip.display().to_string()];
                         if mvs {

@@ -5,6 +5,7 @@
 //! open with `flags2=+export_mvs`, decode, read `AV_FRAME_DATA_MOTION_VECTORS`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use ffmpeg::ffi;
 use ffmpeg::util::frame::side_data;
@@ -95,8 +96,6 @@ impl std::error::Error for CodecError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelLayout {
     I420,
-    /// I420 with full-range (JPEG) levels.
-    I420Full,
     Nv12,
     Y42b,
     Y444,
@@ -107,21 +106,37 @@ pub enum PixelLayout {
 }
 
 impl PixelLayout {
-    fn from_av(format: ffmpeg::format::Pixel) -> Option<Self> {
+    /// The layout of `format`, and whether the format itself says full range (FFmpeg's
+    /// deprecated `yuvj*` formats, which its H.264 and MJPEG decoders still give).
+    fn from_av(format: ffmpeg::format::Pixel) -> Option<(Self, bool)> {
         use ffmpeg::format::Pixel;
         Some(match format {
-            Pixel::YUV420P => PixelLayout::I420,
-            Pixel::YUVJ420P => PixelLayout::I420Full,
-            Pixel::NV12 => PixelLayout::Nv12,
-            Pixel::YUV422P | Pixel::YUVJ422P => PixelLayout::Y42b,
-            Pixel::YUV444P | Pixel::YUVJ444P => PixelLayout::Y444,
-            Pixel::GRAY8 => PixelLayout::Gray8,
-            Pixel::YUV420P10LE => PixelLayout::I420_10le,
-            Pixel::YUV422P10LE => PixelLayout::I422_10le,
-            Pixel::YUV444P10LE => PixelLayout::Y444_10le,
+            Pixel::YUV420P => (PixelLayout::I420, false),
+            Pixel::YUVJ420P => (PixelLayout::I420, true),
+            Pixel::NV12 => (PixelLayout::Nv12, false),
+            Pixel::YUV422P => (PixelLayout::Y42b, false),
+            Pixel::YUVJ422P => (PixelLayout::Y42b, true),
+            Pixel::YUV444P => (PixelLayout::Y444, false),
+            Pixel::YUVJ444P => (PixelLayout::Y444, true),
+            Pixel::GRAY8 => (PixelLayout::Gray8, false),
+            Pixel::YUV420P10LE => (PixelLayout::I420_10le, false),
+            Pixel::YUV422P10LE => (PixelLayout::I422_10le, false),
+            Pixel::YUV444P10LE => (PixelLayout::Y444_10le, false),
             _ => return None,
         })
     }
+}
+
+/// How a picture's samples map to colour, as far as the stream says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Colorimetry {
+    /// Full (JPEG, 0..255) or limited (video, 16..235) range; None when the stream does not say.
+    pub full_range: Option<bool>,
+    /// ITU-T H.273 code points, which FFmpeg's AVColorSpace, AVColorTransferCharacteristic
+    /// and AVColorPrimaries use too; 2 when the stream does not say.
+    pub matrix: u32,
+    pub transfer: u32,
+    pub primaries: u32,
 }
 
 /// One decoded picture, borrowed from the decoder until the next `receive`.
@@ -133,6 +148,7 @@ pub struct Picture<'a> {
     pub keyframe: bool,
     pub corrupt: bool,
     pub layout: Option<PixelLayout>,
+    pub colorimetry: Colorimetry,
     pub width: u32,
     pub height: u32,
     /// Sample aspect ratio (num, den); (0, 1) if unknown.
@@ -157,6 +173,38 @@ impl Picture<'_> {
         self.frame.plane_height(plane)
     }
 
+    /// This picture's planes, shared rather than copied: each keeps the picture's buffers
+    /// allocated (libavcodec counts the references) until dropped, whatever the decoder does
+    /// next. None if the picture's memory is not reference counted or a plane runs bottom-up.
+    pub fn share_planes(&self) -> Option<Vec<SharedPlane>> {
+        let frame = FrameRef::new(self.frame)?;
+        let frame = Arc::new(frame);
+        (0..self.planes())
+            .map(|plane| {
+                // SAFETY: plain field reads of a frame we hold a reference to.
+                let (data, linesize) = unsafe {
+                    let f = frame.0;
+                    ((*f).data[plane], (*f).linesize[plane])
+                };
+                let stride = usize::try_from(linesize).ok().filter(|&s| s > 0)?;
+                (!data.is_null()).then(|| SharedPlane {
+                    _frame: frame.clone(),
+                    data,
+                    len: stride * self.plane_height(plane) as usize,
+                    stride,
+                })
+            })
+            .collect()
+    }
+
+    /// This picture's motion vectors, in a vector allocated for their number. Empty for intra
+    /// pictures.
+    pub fn motion_vectors(&self) -> Vec<MotionVector> {
+        let mut out = Vec::new();
+        self.motion_vectors_into(&mut out);
+        out
+    }
+
     /// Appends this picture's motion vectors to `out` (cleared first). Empty for intra pictures.
     pub fn motion_vectors_into(&self, out: &mut Vec<MotionVector>) {
         out.clear();
@@ -165,7 +213,7 @@ impl Picture<'_> {
         };
         let bytes = data.data();
         let size = std::mem::size_of::<ffi::AVMotionVector>();
-        out.reserve(bytes.len() / size);
+        out.reserve_exact(bytes.len() / size);
         for chunk in bytes.chunks_exact(size) {
             // SAFETY: FFmpeg stores a packed array of AVMotionVector; read_unaligned copes with
             // the byte slice having no alignment guarantee.
@@ -186,6 +234,69 @@ impl Picture<'_> {
         }
     }
 }
+
+/// A reference of our own to a decoded frame's buffers.
+struct FrameRef(*mut ffi::AVFrame);
+
+impl FrameRef {
+    fn new(frame: &ffmpeg::frame::Video) -> Option<Self> {
+        // SAFETY: av_frame_ref on a fresh frame adds references to the source's buffers (or
+        // fails); av_frame_free releases them and the frame.
+        unsafe {
+            if (*frame.as_ptr()).buf[0].is_null() {
+                return None;
+            }
+            let mut own = ffi::av_frame_alloc();
+            if own.is_null() {
+                return None;
+            }
+            if ffi::av_frame_ref(own, frame.as_ptr()) < 0 {
+                ffi::av_frame_free(&mut own);
+                return None;
+            }
+            Some(FrameRef(own))
+        }
+    }
+}
+
+impl Drop for FrameRef {
+    fn drop(&mut self) {
+        // SAFETY: we own this frame and its references.
+        unsafe { ffi::av_frame_free(&mut self.0) }
+    }
+}
+
+// SAFETY: the frame is only read after creation, and libavcodec's buffer references may be
+// released from any thread (its buffer pools lock).
+unsafe impl Send for FrameRef {}
+unsafe impl Sync for FrameRef {}
+
+/// One plane of a decoded picture, shared with libavcodec, which may still predict other
+/// pictures from it: read-only.
+pub struct SharedPlane {
+    /// Held for its references only.
+    _frame: Arc<FrameRef>,
+    data: *const u8,
+    len: usize,
+    stride: usize,
+}
+
+impl SharedPlane {
+    /// Bytes from one row to the next.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+}
+
+impl AsRef<[u8]> for SharedPlane {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `data` points at `len` bytes of a buffer `frame` keeps referenced.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
+    }
+}
+
+// SAFETY: see FrameRef; the pointer is into memory the Arc keeps alive.
+unsafe impl Send for SharedPlane {}
 
 /// A libavcodec video decoder.
 pub struct Decoder {
@@ -211,6 +322,11 @@ impl Decoder {
             flags |= ffmpeg::codec::Flags::OUTPUT_CORRUPT;
         }
         context.set_flags(flags);
+        #[cfg(ffmpeg_6_0)]
+        // SAFETY: plain field write on a context we own, before opening it.
+        unsafe {
+            (*context.as_mut_ptr()).flags |= ffi::AV_CODEC_FLAG_COPY_OPAQUE as i32;
+        }
         // 0 = one thread per core, as avdec_* counts them (libavcodec's own "auto" takes one
         // more, and with frame threads FFmpeg 5.1 then exported B-frame vectors that varied
         // from run to run in our tests).
@@ -269,15 +385,23 @@ impl Decoder {
 
     /// Sends one compressed picture. `tag` comes back on the picture decoded from it.
     ///
-    /// The tag travels in `reordered_opaque`, as gst-libav does: frame threads copy it per
-    /// picture, while packet pts can shift by one after a packet that yields no picture.
+    /// The tag travels as gst-libav sends its frame numbers: in `reordered_opaque` before
+    /// FFmpeg 6 (frame threads copy it per picture, while packet pts can shift by one after a
+    /// packet that yields no picture), in the packet's `opaque` with `AV_CODEC_FLAG_COPY_OPAQUE`
+    /// from FFmpeg 6 on (`reordered_opaque` is gone in FFmpeg 7).
     pub fn send(&mut self, data: &[u8], tag: i64) -> Result<(), CodecError> {
         let mut packet = ffmpeg::Packet::copy(data);
         packet.set_pts(Some(tag));
         packet.set_dts(None);
+        #[cfg(not(ffmpeg_6_0))]
         // SAFETY: plain field write on our opened context, read back by libavcodec on send.
         unsafe {
             (*self.inner.as_mut_ptr()).reordered_opaque = tag;
+        }
+        #[cfg(ffmpeg_6_0)]
+        // SAFETY: plain field write on a packet we own; libavcodec copies it to the frame.
+        unsafe {
+            (*packet.as_mut_ptr()).opaque = tag as usize as *mut libc::c_void;
         }
         self.inner.send_packet(&packet).map_err(CodecError::Decode)
     }
@@ -299,15 +423,18 @@ impl Decoder {
             Err(e) => return Err(CodecError::Decode(e)),
         }
         let frame = &self.frame;
-        // SAFETY: plain field reads on a frame that receive_frame just filled.
-        let (pict_type, key_frame, flags, sar, tag) = unsafe {
+        // SAFETY: plain field reads on a frame that receive_frame just filled; all of them
+        // exist from FFmpeg 5.1 on.
+        let (pict_type, flags, sar, range, matrix, transfer, primaries) = unsafe {
             let f = frame.as_ptr();
             (
                 (*f).pict_type,
-                (*f).key_frame != 0,
                 (*f).flags,
                 (*f).sample_aspect_ratio,
-                (*f).reordered_opaque,
+                (*f).color_range,
+                (*f).colorspace as u32,
+                (*f).color_trc as u32,
+                (*f).color_primaries as u32,
             )
         };
         let picture_type = match pict_type {
@@ -317,13 +444,26 @@ impl Decoder {
             ffi::AVPictureType::AV_PICTURE_TYPE_NONE => PictureType::Unknown,
             _ => PictureType::Other,
         };
+        let format = PixelLayout::from_av(frame.format());
+        let full_range = match range {
+            _ if format.is_some_and(|(_, full)| full) => Some(true),
+            ffi::AVColorRange::AVCOL_RANGE_JPEG => Some(true),
+            ffi::AVColorRange::AVCOL_RANGE_MPEG => Some(false),
+            _ => None,
+        };
         Ok(Some(Picture {
             frame,
-            tag: Some(tag),
+            tag: Some(frame_tag(frame)),
             picture_type,
-            keyframe: key_frame,
+            keyframe: frame.is_key(),
             corrupt: flags & ffi::AV_FRAME_FLAG_CORRUPT != 0,
-            layout: PixelLayout::from_av(frame.format()),
+            layout: format.map(|(layout, _)| layout),
+            colorimetry: Colorimetry {
+                full_range,
+                matrix,
+                transfer,
+                primaries,
+            },
             width: frame.width(),
             height: frame.height(),
             pixel_aspect: (sar.num, sar.den),
@@ -334,6 +474,20 @@ impl Decoder {
     pub fn flush(&mut self) {
         self.inner.flush();
     }
+}
+
+/// The tag [`Decoder::send`] gave the packet `frame` was decoded from.
+#[cfg(not(ffmpeg_6_0))]
+fn frame_tag(frame: &ffmpeg::frame::Video) -> i64 {
+    // SAFETY: a plain field read on a frame receive_frame just filled.
+    unsafe { (*frame.as_ptr()).reordered_opaque }
+}
+
+/// The tag [`Decoder::send`] gave the packet `frame` was decoded from.
+#[cfg(ffmpeg_6_0)]
+fn frame_tag(frame: &ffmpeg::frame::Video) -> i64 {
+    // SAFETY: a plain field read on a frame receive_frame just filled.
+    unsafe { (*frame.as_ptr()).opaque as usize as i64 }
 }
 
 fn set_extradata(context: &mut ffmpeg::codec::Context, data: &[u8]) {

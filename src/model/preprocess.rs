@@ -4,9 +4,10 @@
 //! device, resize luma and chroma separately straight to the model size (bilinear; antialiased
 //! when shrinking), convert YUV to RGB there with [`yuv_to_rgb`], round and clamp to uint8.
 //! Resizing before converting is exact because both are linear; only the final clamp of
-//! out-of-gamut values differs, by design. Chroma samples are taken as centred on their 2x2
-//! luma block (JPEG/MPEG-1 siting); MPEG-2's left-cosited chroma is off by a quarter chroma
-//! sample horizontally, invisible at the model's resolution.
+//! out-of-gamut values differs, by design. Chroma samples are taken as centred on the luma
+//! samples they cover (JPEG/MPEG-1 siting); MPEG-2's left-cosited chroma is off by a quarter
+//! chroma sample horizontally, invisible at the model's resolution. 10-bit samples go through
+//! the same steps as int16 and meet the 8-bit scale in the conversion matrix, which is free.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,7 +16,8 @@ use tch::{Device, Kind, Tensor};
 
 use super::error::{ModelError, TchContext};
 
-/// Raw video formats the element accepts, named as GStreamer names them.
+/// Raw video formats the element accepts, named as GStreamer names them: every format `vssdec`
+/// outputs, and the 8-bit YUV and RGB formats cameras and `videoconvert` give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FrameLayout {
     /// Planar 4:2:0: Y, then U (Cb), then V (Cr), chroma at half width and height.
@@ -36,10 +38,45 @@ pub enum FrameLayout {
     Bgra,
     Argb,
     Abgr,
+    /// Planar 4:2:2: chroma at half width, full height.
+    Y42b,
+    /// Planar 4:4:4.
+    Y444,
+    /// Luma only (4:0:0).
+    Gray8,
+    /// I420 with 10-bit samples in 16-bit little-endian words.
+    I420_10le,
+    /// Y42B with 10-bit samples in 16-bit little-endian words.
+    I422_10le,
+    /// Y444 with 10-bit samples in 16-bit little-endian words.
+    Y444_10le,
+}
+
+/// How a YUV layout stores its chroma.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chroma {
+    /// U and V planes, in this order unless `vu`.
+    Planar { vu: bool },
+    /// One plane of U, V pairs (V, U if `vu`).
+    Interleaved { vu: bool },
+    /// None: every pixel is neutral grey's chroma.
+    Grey,
+}
+
+/// The sample layout of a YUV format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct YuvPlanes {
+    chroma: Chroma,
+    /// log2 of the chroma subsampling: (horizontal, vertical).
+    shift: (u32, u32),
+    /// Bits per sample: 8 (one byte each) or 10 (the low bits of a little-endian 16-bit word).
+    bits: u32,
 }
 
 impl FrameLayout {
-    pub const ALL: [FrameLayout; 14] = [
+    /// In the order the sink pad template lists them (upstream's preference when it can choose):
+    /// the 4:2:0 and RGB formats first, as before the others were accepted.
+    pub const ALL: [FrameLayout; 20] = [
         FrameLayout::I420,
         FrameLayout::Yv12,
         FrameLayout::Nv12,
@@ -54,6 +91,12 @@ impl FrameLayout {
         FrameLayout::Bgra,
         FrameLayout::Argb,
         FrameLayout::Abgr,
+        FrameLayout::Y42b,
+        FrameLayout::Y444,
+        FrameLayout::Gray8,
+        FrameLayout::I420_10le,
+        FrameLayout::I422_10le,
+        FrameLayout::Y444_10le,
     ];
 
     /// The GStreamer format name (`video/x-raw,format=...`).
@@ -73,20 +116,53 @@ impl FrameLayout {
             FrameLayout::Bgra => "BGRA",
             FrameLayout::Argb => "ARGB",
             FrameLayout::Abgr => "ABGR",
+            FrameLayout::Y42b => "Y42B",
+            FrameLayout::Y444 => "Y444",
+            FrameLayout::Gray8 => "GRAY8",
+            FrameLayout::I420_10le => "I420_10LE",
+            FrameLayout::I422_10le => "I422_10LE",
+            FrameLayout::Y444_10le => "Y444_10LE",
         }
     }
 
     /// How many planes a frame of this layout has.
     pub fn planes(self) -> usize {
-        match self {
-            FrameLayout::I420 | FrameLayout::Yv12 => 3,
-            FrameLayout::Nv12 | FrameLayout::Nv21 => 2,
-            _ => 1,
+        match self.yuv().map(|y| y.chroma) {
+            Some(Chroma::Planar { .. }) => 3,
+            Some(Chroma::Interleaved { .. }) => 2,
+            Some(Chroma::Grey) | None => 1,
         }
     }
 
+    /// Y'CbCr (or luma only), as opposed to packed RGB.
     pub fn is_yuv(self) -> bool {
-        self.planes() > 1
+        self.yuv().is_some()
+    }
+
+    /// Bits per sample: 8, or 10 for the `_10LE` formats (two bytes per sample).
+    pub fn bits(self) -> u32 {
+        self.yuv().map_or(8, |y| y.bits)
+    }
+
+    fn yuv(self) -> Option<YuvPlanes> {
+        let (chroma, shift, bits) = match self {
+            FrameLayout::I420 => (Chroma::Planar { vu: false }, (1, 1), 8),
+            FrameLayout::Yv12 => (Chroma::Planar { vu: true }, (1, 1), 8),
+            FrameLayout::Nv12 => (Chroma::Interleaved { vu: false }, (1, 1), 8),
+            FrameLayout::Nv21 => (Chroma::Interleaved { vu: true }, (1, 1), 8),
+            FrameLayout::Y42b => (Chroma::Planar { vu: false }, (1, 0), 8),
+            FrameLayout::Y444 => (Chroma::Planar { vu: false }, (0, 0), 8),
+            FrameLayout::Gray8 => (Chroma::Grey, (0, 0), 8),
+            FrameLayout::I420_10le => (Chroma::Planar { vu: false }, (1, 1), 10),
+            FrameLayout::I422_10le => (Chroma::Planar { vu: false }, (1, 0), 10),
+            FrameLayout::Y444_10le => (Chroma::Planar { vu: false }, (0, 0), 10),
+            _ => return None,
+        };
+        Some(YuvPlanes {
+            chroma,
+            shift,
+            bits,
+        })
     }
 
     /// Packed RGB: bytes per pixel and the byte offsets of R, G, B within a pixel.
@@ -121,12 +197,13 @@ impl FromStr for FrameLayout {
     }
 }
 
-/// The YUV -> RGB matrix (ITU-R BT.601 for SD, BT.709 for HD).
+/// The YUV -> RGB matrix (ITU-R BT.601 for SD, BT.709 for HD, BT.2020 for UHD/HDR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum YuvMatrix {
     #[default]
     Bt601,
     Bt709,
+    Bt2020,
 }
 
 /// Code range of Y'CbCr samples.
@@ -156,7 +233,7 @@ impl YuvColorimetry {
         range: YuvRange::Limited,
     };
 
-    /// `rgb = M * (yuv - offset)`, in 0..255 code values, as `(M, offset)`.
+    /// `rgb = M * (yuv - offset)`, for 8-bit code values, as `(M, offset)`.
     ///
     /// With luma weights Kr, Kb (Kg = 1 - Kr - Kb; BT.601: 0.299, 0.114; BT.709: 0.2126,
     /// 0.0722), luma scale `ys` and chroma scale `cs` (limited: 255/219 and 255/224, offsets
@@ -170,14 +247,33 @@ impl YuvColorimetry {
     ///
     /// BT.601 limited gives the familiar 1.164, 1.596, -0.392, -0.813, 2.017.
     pub fn rgb_matrix(self) -> ([[f32; 3]; 3], [f32; 3]) {
+        self.rgb_matrix_for_bits(8)
+    }
+
+    /// [`Self::rgb_matrix`] for `bits`-bit code values (ITU-T H.273): limited range scales the
+    /// 8-bit levels by 2^(bits-8) (10-bit black is 64, white 940); full range spans
+    /// 0..2^bits-1 with chroma centred on 2^(bits-1), so `ys = cs = 255/(2^bits-1)`.
+    pub fn rgb_matrix_for_bits(self, bits: u32) -> ([[f32; 3]; 3], [f32; 3]) {
+        let bits = bits.clamp(8, 16);
         let (kr, kb) = match self.matrix {
             YuvMatrix::Bt601 => (0.299f64, 0.114f64),
             YuvMatrix::Bt709 => (0.2126, 0.0722),
+            YuvMatrix::Bt2020 => (0.2627, 0.0593),
         };
         let kg = 1.0 - kr - kb;
-        let (ys, cs, y0) = match self.range {
-            YuvRange::Limited => (255.0 / 219.0, 255.0 / 224.0, 16.0),
-            YuvRange::Full => (1.0, 1.0, 0.0),
+        let step = f64::from(1u32 << (bits - 8));
+        let half = f64::from(1u32 << (bits - 1));
+        let (ys, cs, y0, c0) = match self.range {
+            YuvRange::Limited => (
+                255.0 / (219.0 * step),
+                255.0 / (224.0 * step),
+                16.0 * step,
+                half,
+            ),
+            YuvRange::Full => {
+                let top = f64::from((1u32 << bits) - 1);
+                (255.0 / top, 255.0 / top, 0.0, half)
+            }
         };
         let m = [
             [ys, 0.0, cs * 2.0 * (1.0 - kr)],
@@ -188,7 +284,10 @@ impl YuvColorimetry {
             ],
             [ys, cs * 2.0 * (1.0 - kb), 0.0],
         ];
-        (m.map(|row| row.map(|v| v as f32)), [y0, 128.0, 128.0])
+        (
+            m.map(|row| row.map(|v| v as f32)),
+            [y0 as f32, c0 as f32, c0 as f32],
+        )
     }
 }
 
@@ -240,7 +339,6 @@ pub fn frame_to_rgb(
         plane_tensor(frame.planes[i], frame.strides[i], rows, row_bytes)
             .map_err(|p| bad(format!("plane {i}: {p}")))
     };
-    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
 
     if let Some((bpp, rgb)) = frame.layout.packed() {
         let packed = plane(0, h, w * bpp)?
@@ -261,29 +359,47 @@ pub fn frame_to_rgb(
         return to_u8(resized);
     }
 
-    let y = plane(0, h, w)?;
-    let chroma = match frame.layout {
-        FrameLayout::I420 | FrameLayout::Yv12 => {
-            let (u, v) = (plane(1, ch, cw)?, plane(2, ch, cw)?);
-            let (u, v) = if frame.layout == FrameLayout::I420 {
-                (u, v)
-            } else {
-                (v, u)
-            };
-            Tensor::f_stack(&[u, v], 0).context("stacking chroma")?
+    let yuv = frame
+        .layout
+        .yuv()
+        .ok_or_else(|| bad("neither packed RGB nor YUV".into()))?;
+    // Samples of one plane: `[rows, count]` uint8, or int16 for 10-bit layouts.
+    let bytes = if yuv.bits > 8 { 2 } else { 1 };
+    let samples = |i: usize, rows: usize, count: usize| -> Result<Tensor, ModelError> {
+        let t = plane(i, rows, count * bytes)?;
+        if bytes == 1 {
+            return Ok(t);
         }
-        FrameLayout::Nv12 | FrameLayout::Nv21 => {
-            let uv = plane(1, ch, 2 * cw)?
+        // Two bytes per sample, little endian like the formats (every supported target is).
+        // A view needs an even row stride; a copy makes one.
+        let t = if frame.strides[i].is_multiple_of(2) {
+            t
+        } else {
+            t.f_contiguous().context("aligning 16-bit samples")?
+        };
+        t.f_view_dtype(Kind::Int16)
+            .context("reading 16-bit samples")
+    };
+    let (cw, ch) = (w.div_ceil(1 << yuv.shift.0), h.div_ceil(1 << yuv.shift.1));
+    let y = samples(0, h, w)?;
+    let chroma = match yuv.chroma {
+        Chroma::Planar { vu } => {
+            let (u, v) = (samples(1, ch, cw)?, samples(2, ch, cw)?);
+            let (u, v) = if vu { (v, u) } else { (u, v) };
+            Some(Tensor::f_stack(&[u, v], 0).context("stacking chroma")?)
+        }
+        Chroma::Interleaved { vu } => {
+            let uv = samples(1, ch, 2 * cw)?
                 .f_reshape([ch as i64, cw as i64, 2])
                 .and_then(|t| t.f_permute([2, 0, 1]))
                 .context("splitting interleaved chroma")?;
-            if frame.layout == FrameLayout::Nv12 {
-                uv
-            } else {
+            Some(if vu {
                 uv.f_flip([0]).context("swapping V and U")?
-            }
+            } else {
+                uv
+            })
         }
-        _ => unreachable!("packed layouts handled above"),
+        Chroma::Grey => None,
     };
     let to_float = |t: Tensor| {
         t.f_to_device(device)
@@ -292,15 +408,34 @@ pub fn frame_to_rgb(
             .context("copying the frame to the device")
     };
     let luma = resize(&to_float(y.f_unsqueeze(0).context("luma")?)?, size)?;
-    let chroma = resize(&to_float(chroma)?, size)?;
-    let yuv = Tensor::f_cat(&[luma, chroma], 1).context("joining luma and chroma")?;
-    yuv_to_rgb(&yuv, colorimetry)
+    let chroma = match chroma {
+        Some(c) => resize(&to_float(c)?, size)?,
+        // Neutral chroma: the centre code value, at the model size directly.
+        None => Tensor::f_full(
+            [1, 2, size[0], size[1]],
+            f64::from(1u32 << (yuv.bits - 1)),
+            (Kind::Float, device),
+        )
+        .context("neutral chroma")?,
+    };
+    let yuv_image = Tensor::f_cat(&[luma, chroma], 1).context("joining luma and chroma")?;
+    yuv_to_rgb_for_bits(&yuv_image, colorimetry, yuv.bits)
 }
 
 /// THE YUV -> RGB conversion: float `[N, 3, H, W]` Y, U, V code values (0..255) to uint8 RGB
 /// `[N, 3, H, W]`, rounded and clamped. See [`YuvColorimetry::rgb_matrix`] for the math.
 pub fn yuv_to_rgb(yuv: &Tensor, colorimetry: YuvColorimetry) -> Result<Tensor, ModelError> {
-    let (m, offset) = colorimetry.rgb_matrix();
+    yuv_to_rgb_for_bits(yuv, colorimetry, 8)
+}
+
+/// [`yuv_to_rgb`] for `bits`-bit code values: the scale to 8-bit RGB is folded into the matrix,
+/// so deeper samples cost no extra pass.
+fn yuv_to_rgb_for_bits(
+    yuv: &Tensor,
+    colorimetry: YuvColorimetry,
+    bits: u32,
+) -> Result<Tensor, ModelError> {
+    let (m, offset) = colorimetry.rgb_matrix_for_bits(bits);
     let device = yuv.device();
     let weight: Vec<f32> = m.iter().flatten().copied().collect();
     // bias = -M * offset, so that M * yuv + bias = M * (yuv - offset).
@@ -456,6 +591,299 @@ mod tests {
             let out = rgb_of(&frame, (2, 3));
             assert_eq!(out, [[10u8; 6], [20; 6], [30; 6]].concat(), "{layout}");
             assert_eq!(layout.name().parse::<FrameLayout>(), Ok(layout));
+        }
+    }
+
+    /// Plane bytes for `samples`: one byte each at 8 bits, 16-bit little endian above.
+    fn plane_bytes(samples: &[u16], bits: u32) -> Vec<u8> {
+        if bits == 8 {
+            samples.iter().map(|&s| s as u8).collect()
+        } else {
+            samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+        }
+    }
+
+    /// A planar frame from its Y, U, V samples (rows packed, no padding) through
+    /// `frame_to_rgb` at `size`.
+    fn planar_rgb(
+        layout: FrameLayout,
+        (w, h): (usize, usize),
+        [y, u, v]: [&[u16]; 3],
+        size: (u32, u32),
+        colorimetry: YuvColorimetry,
+    ) -> Vec<u8> {
+        let bits = layout.bits();
+        let bytes = if bits > 8 { 2 } else { 1 };
+        let chroma_w = w.div_ceil(1 << layout.yuv().unwrap().shift.0);
+        let (yb, ub, vb) = (
+            plane_bytes(y, bits),
+            plane_bytes(u, bits),
+            plane_bytes(v, bits),
+        );
+        let planes: [&[u8]; 3] = [&yb, &ub, &vb];
+        let frame = RawFrame {
+            layout,
+            width: w as u32,
+            height: h as u32,
+            planes: &planes,
+            strides: &[w * bytes, chroma_w * bytes, chroma_w * bytes],
+        };
+        let t = frame_to_rgb(&frame, size, colorimetry, Device::Cpu).unwrap();
+        super::super::postprocess::to_vec_u8(&t).unwrap()
+    }
+
+    fn max_abs_diff(a: &[u8], b: &[u8]) -> u8 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Limited-range 8-bit samples over most of the code range: luma 16..=235, chroma 16..=240.
+    fn limited_pattern(n: usize, seed: usize, chroma: bool) -> Vec<u16> {
+        let span = if chroma { 225 } else { 220 };
+        (0..n)
+            .map(|i| 16 + ((i * 37 + seed * 101 + (i / 7) * 13) % span) as u16)
+            .collect()
+    }
+
+    #[test]
+    fn every_layout_round_trips_its_name() {
+        for layout in FrameLayout::ALL {
+            assert_eq!(layout.name().parse::<FrameLayout>(), Ok(layout));
+            assert_eq!(layout.is_yuv(), layout.packed().is_none(), "{layout}");
+        }
+        assert_eq!(FrameLayout::Gray8.planes(), 1);
+        assert_eq!(FrameLayout::Y42b.planes(), 3);
+        assert_eq!(FrameLayout::I422_10le.bits(), 10);
+        assert_eq!(FrameLayout::Nv12.bits(), 8);
+    }
+
+    /// A full-range frame and its limited-range equivalent (the same colours) give the same
+    /// RGB, at 8 and 10 bits, up to the rounding of the samples themselves.
+    #[test]
+    fn full_range_frame_matches_its_limited_equivalent() {
+        let (w, h) = (16usize, 8usize);
+        let (cw, ch) = (w / 2, h / 2);
+        let y8 = limited_pattern(w * h, 0, false);
+        let u8_ = limited_pattern(cw * ch, 1, true);
+        let v8 = limited_pattern(cw * ch, 2, true);
+        for (layout, bits) in [(FrameLayout::I420, 8u32), (FrameLayout::I420_10le, 10)] {
+            let top = f64::from((1u32 << bits) - 1);
+            let half = f64::from(1u32 << (bits - 1));
+            let step = f64::from(1u32 << (bits - 8));
+            let limited = |s: &[u16]| s.iter().map(|&v| v * step as u16).collect::<Vec<_>>();
+            let full_luma = |s: &[u16]| {
+                s.iter()
+                    .map(|&v| {
+                        ((f64::from(v) - 16.0) / 219.0 * top)
+                            .round()
+                            .clamp(0.0, top) as u16
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let full_chroma = |s: &[u16]| {
+                s.iter()
+                    .map(|&v| {
+                        ((f64::from(v) - 128.0) / 224.0 * top + half)
+                            .round()
+                            .clamp(0.0, top) as u16
+                    })
+                    .collect::<Vec<_>>()
+            };
+            for matrix in [YuvMatrix::Bt601, YuvMatrix::Bt709, YuvMatrix::Bt2020] {
+                let lim = YuvColorimetry {
+                    matrix,
+                    range: YuvRange::Limited,
+                };
+                let full = YuvColorimetry {
+                    matrix,
+                    range: YuvRange::Full,
+                };
+                for size in [(h as u32, w as u32), (4, 8)] {
+                    let (ly, lu, lv) = (limited(&y8), limited(&u8_), limited(&v8));
+                    let a = planar_rgb(layout, (w, h), [&ly, &lu, &lv], size, lim);
+                    let (fy, fu, fv) = (full_luma(&y8), full_chroma(&u8_), full_chroma(&v8));
+                    let b = planar_rgb(layout, (w, h), [&fy, &fu, &fv], size, full);
+                    let d = max_abs_diff(&a, &b);
+                    assert!(d <= 2, "{layout} {matrix:?} {size:?}: max |diff| {d}");
+                    // Reading the full-range frame as limited would be far off.
+                    let wrong = planar_rgb(layout, (w, h), [&fy, &fu, &fv], size, lim);
+                    assert!(max_abs_diff(&a, &wrong) > 10, "{layout} {matrix:?}");
+                }
+            }
+        }
+    }
+
+    /// Limited-range 10-bit samples are the 8-bit ones times four: the same RGB.
+    #[test]
+    fn ten_bit_frames_match_their_eight_bit_equivalent() {
+        let (w, h) = (12usize, 6usize);
+        for (narrow, deep, (cw, ch)) in [
+            (FrameLayout::I420, FrameLayout::I420_10le, (w / 2, h / 2)),
+            (FrameLayout::Y42b, FrameLayout::I422_10le, (w / 2, h)),
+            (FrameLayout::Y444, FrameLayout::Y444_10le, (w, h)),
+        ] {
+            let y = limited_pattern(w * h, 3, false);
+            let u = limited_pattern(cw * ch, 4, true);
+            let v = limited_pattern(cw * ch, 5, true);
+            let times4 = |s: &[u16]| s.iter().map(|&v| v * 4).collect::<Vec<_>>();
+            for size in [(h as u32, w as u32), (4, 6), (9, 15)] {
+                let a = planar_rgb(narrow, (w, h), [&y, &u, &v], size, YuvColorimetry::BT709);
+                let (y4, u4, v4) = (times4(&y), times4(&u), times4(&v));
+                let b = planar_rgb(deep, (w, h), [&y4, &u4, &v4], size, YuvColorimetry::BT709);
+                let d = max_abs_diff(&a, &b);
+                assert!(d <= 1, "{narrow} vs {deep} {size:?}: max |diff| {d}");
+            }
+        }
+    }
+
+    /// With flat chroma every subsampling, plane order and depth must give I420's RGB; the
+    /// chroma values differ so that a swapped U and V would show.
+    #[test]
+    fn chroma_layouts_agree_on_flat_chroma() {
+        let (w, h) = (10usize, 6usize);
+        let y = limited_pattern(w * h, 6, false);
+        let yb = plane_bytes(&y, 8);
+        let size = (3u32, 5u32);
+        let frame_rgb = |layout: FrameLayout, planes: &[&[u8]], strides: &[usize]| {
+            let frame = RawFrame {
+                layout,
+                width: w as u32,
+                height: h as u32,
+                planes,
+                strides,
+            };
+            rgb_of(&frame, size)
+        };
+        let (u0, v0) = (90u16, 200u16);
+        let flat = |n: usize, value: u16, bits: u32| plane_bytes(&vec![value; n], bits);
+        let reference = frame_rgb(
+            FrameLayout::I420,
+            &[&yb, &flat(15, u0, 8), &flat(15, v0, 8)],
+            &[w, 5, 5],
+        );
+        let yv = frame_rgb(
+            FrameLayout::Yv12,
+            &[&yb, &flat(15, v0, 8), &flat(15, u0, 8)],
+            &[w, 5, 5],
+        );
+        assert_eq!(yv, reference);
+        let uv: Vec<u8> = [u0 as u8, v0 as u8].repeat(15);
+        let vu: Vec<u8> = [v0 as u8, u0 as u8].repeat(15);
+        assert_eq!(
+            frame_rgb(FrameLayout::Nv12, &[&yb, &uv], &[w, 10]),
+            reference
+        );
+        assert_eq!(
+            frame_rgb(FrameLayout::Nv21, &[&yb, &vu], &[w, 10]),
+            reference
+        );
+        for (layout, cw, ch) in [
+            (FrameLayout::Y42b, 5, 6),
+            (FrameLayout::Y444, 10, 6),
+            (FrameLayout::I420_10le, 5, 3),
+            (FrameLayout::I422_10le, 5, 6),
+            (FrameLayout::Y444_10le, 10, 6),
+        ] {
+            let bits = layout.bits();
+            let k = 1u16 << (bits - 8);
+            let luma = plane_bytes(&y.iter().map(|&s| s * k).collect::<Vec<_>>(), bits);
+            let bytes = if bits > 8 { 2 } else { 1 };
+            let out = frame_rgb(
+                layout,
+                &[
+                    &luma,
+                    &flat(cw * ch, u0 * k, bits),
+                    &flat(cw * ch, v0 * k, bits),
+                ],
+                &[w * bytes, cw * bytes, cw * bytes],
+            );
+            assert!(max_abs_diff(&out, &reference) <= 1, "{layout}");
+        }
+        let grey_reference = frame_rgb(
+            FrameLayout::I420,
+            &[&yb, &flat(15, 128, 8), &flat(15, 128, 8)],
+            &[w, 5, 5],
+        );
+        assert_eq!(frame_rgb(FrameLayout::Gray8, &[&yb], &[w]), grey_reference);
+    }
+
+    /// 4:4:4 at its own size: every pixel converted with its own chroma, as the matrix says.
+    #[test]
+    fn y444_converts_each_pixel_with_its_own_chroma() {
+        let (w, h) = (7usize, 5usize);
+        let y = limited_pattern(w * h, 7, false);
+        let u = limited_pattern(w * h, 8, true);
+        let v = limited_pattern(w * h, 9, true);
+        let c = YuvColorimetry::BT709;
+        let out = planar_rgb(
+            FrameLayout::Y444,
+            (w, h),
+            [&y, &u, &v],
+            (h as u32, w as u32),
+            c,
+        );
+        let (m, off) = c.rgb_matrix();
+        for i in 0..w * h {
+            let s = [y[i], u[i], v[i]].map(f32::from);
+            for (ch, row) in m.iter().enumerate() {
+                let want = row
+                    .iter()
+                    .zip(s.iter().zip(&off))
+                    .map(|(k, (x, o))| k * (x - o))
+                    .sum::<f32>()
+                    .round()
+                    .clamp(0.0, 255.0);
+                let got = f32::from(out[ch * w * h + i]);
+                assert!(
+                    (got - want).abs() <= 1.0,
+                    "pixel {i} channel {ch}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    /// 10-bit planes with padded rows, even or odd, read like packed ones.
+    #[test]
+    fn ten_bit_strides_are_honoured() {
+        let (w, h) = (6usize, 4usize);
+        let y: Vec<u16> = limited_pattern(w * h, 10, false)
+            .iter()
+            .map(|s| s * 4)
+            .collect();
+        let u: Vec<u16> = limited_pattern(9, 11, true).iter().map(|s| s * 4).collect();
+        let v: Vec<u16> = limited_pattern(9, 12, true).iter().map(|s| s * 4).collect();
+        let size = (h as u32, w as u32);
+        let packed = planar_rgb(
+            FrameLayout::I420_10le,
+            (w, h),
+            [&y, &u, &v],
+            size,
+            YuvColorimetry::BT601,
+        );
+        for pad in [4usize, 3] {
+            let padded = |s: &[u16], row: usize| -> (Vec<u8>, usize) {
+                let stride = row * 2 + pad;
+                let mut out = Vec::new();
+                for r in s.chunks(row) {
+                    out.extend(plane_bytes(r, 10));
+                    out.extend(std::iter::repeat_n(0xEEu8, pad));
+                }
+                (out, stride)
+            };
+            let ((yb, ys), (ub, us), (vb, vs)) = (padded(&y, w), padded(&u, 3), padded(&v, 3));
+            let planes: [&[u8]; 3] = [&yb, &ub, &vb];
+            let frame = RawFrame {
+                layout: FrameLayout::I420_10le,
+                width: w as u32,
+                height: h as u32,
+                planes: &planes,
+                strides: &[ys, us, vs],
+            };
+            assert_eq!(rgb_of(&frame, size), packed, "row padding {pad}");
         }
     }
 

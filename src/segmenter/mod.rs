@@ -364,7 +364,8 @@ impl Segmenter {
         }
         let frame = &input.frame;
         let computed;
-        let (data, stride) = if frame.layout.is_yuv() {
+        // The estimator reads 8-bit luma: the Y plane itself when the frame has one.
+        let (data, stride) = if frame.layout.is_yuv() && frame.layout.bits() == 8 {
             (frame.planes[0], frame.strides[0])
         } else {
             computed = rgb_luma(frame)?;

@@ -1,6 +1,7 @@
 //! vssdec: libavcodec decoding that keeps the codec's motion vectors as a `MotionMeta`.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use gst::glib;
 use gst::prelude::*;
@@ -9,9 +10,10 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use once_cell::sync::Lazy;
 
-use crate::codec::{CodecKind, Decoder, DecoderConfig, Picture, PixelLayout, ThreadType};
+use crate::codec::{
+    CodecKind, Colorimetry, Decoder, DecoderConfig, Picture, PixelLayout, SharedPlane, ThreadType,
+};
 use crate::meta::{MotionInfo, MotionMeta};
-use crate::motion::MotionVector;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -25,6 +27,7 @@ const DEFAULT_MAX_THREADS: u32 = 0;
 const DEFAULT_THREAD_TYPE: DecThreadType = DecThreadType::Auto;
 const DEFAULT_OUTPUT_CORRUPT: bool = false;
 const DEFAULT_EXPORT_MVS: bool = true;
+const DEFAULT_DIRECT_RENDERING: bool = true;
 /// Pending frames older than the decoder's delay by this many frames never come out (the codec
 /// dropped them, e.g. P-frames before the first keyframe) and are released.
 const STALE_FRAME_SLACK: u32 = 16;
@@ -60,6 +63,7 @@ struct Settings {
     thread_type: DecThreadType,
     output_corrupt: bool,
     export_mvs: bool,
+    direct_rendering: bool,
 }
 
 impl Default for Settings {
@@ -69,6 +73,7 @@ impl Default for Settings {
             thread_type: DEFAULT_THREAD_TYPE,
             output_corrupt: DEFAULT_OUTPUT_CORRUPT,
             export_mvs: DEFAULT_EXPORT_MVS,
+            direct_rendering: DEFAULT_DIRECT_RENDERING,
         }
     }
 }
@@ -76,17 +81,27 @@ impl Default for Settings {
 struct State {
     decoder: Decoder,
     input_state: gst_video::VideoCodecState<'static, gst_video::video_codec_state::Readable>,
-    /// Negotiated output: (layout, width, height).
-    output: Option<(PixelLayout, u32, u32)>,
+    /// Negotiated output: what the pictures looked like.
+    output: Option<OutputFormat>,
     latency_frames: u32,
-    /// Reused vector buffer; the meta gets a copy sized exactly.
-    vectors: Vec<MotionVector>,
+}
+
+/// What the output caps are made from: a change renegotiates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OutputFormat {
+    layout: PixelLayout,
+    width: u32,
+    height: u32,
+    colorimetry: Colorimetry,
 }
 
 #[derive(Default)]
 pub struct VssDec {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// Downstream reads GstVideoMeta (strides and offsets of its own): pictures then go out
+    /// as libavcodec's own planes, uncopied. Set while negotiating, with `state` locked.
+    downstream_video_meta: AtomicBool,
 }
 
 #[glib::object_subclass]
@@ -125,6 +140,13 @@ impl ObjectImpl for VssDec {
                     .default_value(DEFAULT_EXPORT_MVS)
                     .mutable_ready()
                     .build(),
+                // avdec_*'s name for the same choice.
+                glib::ParamSpecBoolean::builder("direct-rendering")
+                    .nick("Direct rendering")
+                    .blurb("Hand out libavcodec's pictures uncopied (read-only) when downstream reads GstVideoMeta")
+                    .default_value(DEFAULT_DIRECT_RENDERING)
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -142,6 +164,9 @@ impl ObjectImpl for VssDec {
                 settings.output_corrupt = value.get().expect("type checked upstream")
             }
             "export-mvs" => settings.export_mvs = value.get().expect("type checked upstream"),
+            "direct-rendering" => {
+                settings.direct_rendering = value.get().expect("type checked upstream")
+            }
             _ => unimplemented!(),
         }
     }
@@ -153,6 +178,7 @@ impl ObjectImpl for VssDec {
             "thread-type" => settings.thread_type.to_value(),
             "output-corrupt" => settings.output_corrupt.to_value(),
             "export-mvs" => settings.export_mvs.to_value(),
+            "direct-rendering" => settings.direct_rendering.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -223,17 +249,19 @@ impl ElementImpl for VssDec {
             let src_caps = gst::Caps::builder("video/x-raw")
                 .field(
                     "format",
-                    gst::List::new([
-                    gst_video::VideoFormat::I420,
-                    gst_video::VideoFormat::Nv12,
-                    gst_video::VideoFormat::Y42b,
-                    gst_video::VideoFormat::Y444,
-                    gst_video::VideoFormat::Gray8,
-                    gst_video::VideoFormat::I42010le,
-                    gst_video::VideoFormat::I42210le,
-                    gst_video::VideoFormat::Y44410le,
-                    ]
-                    .map(|f| f.to_str())),
+                    gst::List::new(
+                        [
+                            gst_video::VideoFormat::I420,
+                            gst_video::VideoFormat::Nv12,
+                            gst_video::VideoFormat::Y42b,
+                            gst_video::VideoFormat::Y444,
+                            gst_video::VideoFormat::Gray8,
+                            gst_video::VideoFormat::I42010le,
+                            gst_video::VideoFormat::I42210le,
+                            gst_video::VideoFormat::Y44410le,
+                        ]
+                        .map(|f| f.to_str()),
+                    ),
                 )
                 .build();
             vec![
@@ -320,7 +348,6 @@ impl VideoDecoderImpl for VssDec {
             input_state: input_state.clone(),
             output: None,
             latency_frames: u32::MAX,
-            vectors: Vec::new(),
         });
         Ok(())
     }
@@ -372,6 +399,19 @@ impl VideoDecoderImpl for VssDec {
         self.drain_decoder()
     }
 
+    fn decide_allocation(
+        &self,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        let video_meta = query
+            .find_allocation_meta::<gst_video::VideoMeta>()
+            .is_some();
+        gst::debug!(CAT, imp = self, "downstream video meta: {video_meta}");
+        self.downstream_video_meta
+            .store(video_meta, Ordering::Relaxed);
+        self.parent_decide_allocation(query)
+    }
+
     fn finish(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
         self.drain_decoder()
     }
@@ -402,7 +442,10 @@ impl VssDec {
     /// Takes every picture the decoder has ready and finishes its frame.
     fn push_decoded(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
         let obj = self.obj();
-        let export = self.settings.lock().unwrap().export_mvs;
+        let (export, direct) = {
+            let settings = self.settings.lock().unwrap();
+            (settings.export_mvs, settings.direct_rendering)
+        };
         // libavcodec consumes an error when it reports it; the bound only guards against a
         // decoder that would repeat one forever.
         let mut errors = 0;
@@ -455,24 +498,33 @@ impl VssDec {
             if picture.corrupt {
                 frame.set_flags(gst_video::VideoCodecFrameFlags::CORRUPTED);
             }
-            if let Err(flow) = obj.allocate_output_frame(&mut frame, None) {
-                drop(guard);
-                obj.drop_frame(frame)?;
-                return Err(flow);
-            }
             let output_info = obj
                 .output_state()
                 .map(|s| s.info().clone())
                 .ok_or(gst::FlowError::NotNegotiated)?;
+            let shared = if direct && self.downstream_video_meta.load(Ordering::Relaxed) {
+                picture.share_planes()
+            } else {
+                None
+            };
+            if let Some(planes) = shared {
+                frame.set_output_buffer(shared_buffer(planes, &output_info)?);
+            } else {
+                if let Err(flow) = obj.allocate_output_frame(&mut frame, None) {
+                    drop(guard);
+                    obj.drop_frame(frame)?;
+                    return Err(flow);
+                }
+                let buffer = frame.output_buffer_mut().ok_or(gst::FlowError::Error)?;
+                copy_picture(&picture, buffer, &output_info)?;
+            }
             let buffer = frame.output_buffer_mut().ok_or(gst::FlowError::Error)?;
-            copy_picture(&picture, buffer, &output_info)?;
 
-            picture.motion_vectors_into(&mut state.vectors);
             let info = MotionInfo {
                 picture_type: picture.picture_type,
                 keyframe: picture.keyframe,
                 vectors_available: export && kind.exports_motion_vectors(),
-                vectors: state.vectors.clone(),
+                vectors: picture.motion_vectors(),
             };
             MotionMeta::add(buffer, info);
             drop(guard);
@@ -480,10 +532,10 @@ impl VssDec {
         }
     }
 
-    /// (Re)negotiates the output caps when the picture's format or size changes.
+    /// (Re)negotiates the output caps when the picture's format, size or colorimetry changes.
     fn ensure_output(
         &self,
-        output: &mut Option<(PixelLayout, u32, u32)>,
+        output: &mut Option<OutputFormat>,
         input_state: &gst_video::VideoCodecState<'static, gst_video::video_codec_state::Readable>,
         picture: &Picture,
     ) -> Result<(), gst::FlowError> {
@@ -495,12 +547,17 @@ impl VssDec {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        let wanted = (layout, picture.width, picture.height);
+        let wanted = OutputFormat {
+            layout,
+            width: picture.width,
+            height: picture.height,
+            colorimetry: picture.colorimetry,
+        };
         if *output == Some(wanted) && !self.obj().src_pad().check_reconfigure() {
             return Ok(());
         }
         let format = match layout {
-            PixelLayout::I420 | PixelLayout::I420Full => gst_video::VideoFormat::I420,
+            PixelLayout::I420 => gst_video::VideoFormat::I420,
             PixelLayout::Nv12 => gst_video::VideoFormat::Nv12,
             PixelLayout::Y42b => gst_video::VideoFormat::Y42b,
             PixelLayout::Y444 => gst_video::VideoFormat::Y444,
@@ -510,16 +567,37 @@ impl VssDec {
             PixelLayout::Y444_10le => gst_video::VideoFormat::Y44410le,
         };
         let obj = self.obj();
-        let output_state =
+        let mut output_state =
             obj.set_output_state(format, picture.width, picture.height, Some(input_state))?;
+        // The base class took the parser's colorimetry (or the format's defaults); what the
+        // codec says about the pictures themselves wins, as in avdec_*.
+        let info = output_state.info().clone();
+        let colorimetry = merged_colorimetry(info.colorimetry(), &picture.colorimetry);
+        if colorimetry != info.colorimetry() {
+            let info = gst_video::VideoInfo::builder_from_info(&info)
+                .colorimetry(&colorimetry)
+                .build()
+                .map_err(|_| gst::FlowError::NotNegotiated)?;
+            output_state.set_info(info);
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "output {format:?} {}x{} colorimetry {colorimetry} (codec says {:?})",
+            picture.width,
+            picture.height,
+            picture.colorimetry
+        );
         if obj.negotiate(output_state).is_err() {
             // Going down (PAUSED->READY) while negotiating fails the caps query too: that is
             // flushing, as avdec_h264 reports it, not a stream error upstream should post.
-            return Err(if obj.src_pad().pad_flags().contains(gst::PadFlags::FLUSHING) {
-                gst::FlowError::Flushing
-            } else {
-                gst::FlowError::NotNegotiated
-            });
+            return Err(
+                if obj.src_pad().pad_flags().contains(gst::PadFlags::FLUSHING) {
+                    gst::FlowError::Flushing
+                } else {
+                    gst::FlowError::NotNegotiated
+                },
+            );
         }
         *output = Some(wanted);
         Ok(())
@@ -578,6 +656,62 @@ impl VssDec {
             );
         }
     }
+}
+
+/// `base` with every field the codec specifies replaced by the codec's value.
+fn merged_colorimetry(
+    base: gst_video::VideoColorimetry,
+    codec: &Colorimetry,
+) -> gst_video::VideoColorimetry {
+    let range = match codec.full_range {
+        Some(true) => gst_video::VideoColorRange::Range0_255,
+        Some(false) => gst_video::VideoColorRange::Range16_235,
+        None => base.range(),
+    };
+    // An RGB "matrix" cannot describe the YUV formats vssdec outputs.
+    let matrix = match gst_video::VideoColorMatrix::from_iso(codec.matrix) {
+        gst_video::VideoColorMatrix::Unknown | gst_video::VideoColorMatrix::Rgb => base.matrix(),
+        m => m,
+    };
+    let transfer = match gst_video::VideoTransferFunction::from_iso(codec.transfer) {
+        gst_video::VideoTransferFunction::Unknown => base.transfer(),
+        t => t,
+    };
+    let primaries = match gst_video::VideoColorPrimaries::from_iso(codec.primaries) {
+        gst_video::VideoColorPrimaries::Unknown => base.primaries(),
+        p => p,
+    };
+    gst_video::VideoColorimetry::new(range, matrix, transfer, primaries)
+}
+
+/// An output buffer made of libavcodec's own planes (read-only memory: a writer downstream
+/// gets a copy), described by a GstVideoMeta.
+fn shared_buffer(
+    planes: Vec<SharedPlane>,
+    info: &gst_video::VideoInfo,
+) -> Result<gst::Buffer, gst::FlowError> {
+    let mut buffer = gst::Buffer::new();
+    let b = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+    let mut offsets = Vec::with_capacity(planes.len());
+    let mut strides = Vec::with_capacity(planes.len());
+    let mut offset = 0;
+    for plane in planes {
+        offsets.push(offset);
+        strides.push(i32::try_from(plane.stride()).map_err(|_| gst::FlowError::Error)?);
+        offset += plane.as_ref().len();
+        b.append_memory(gst::Memory::from_slice(plane));
+    }
+    gst_video::VideoMeta::add_full(
+        b,
+        gst_video::VideoFrameFlags::empty(),
+        info.format(),
+        info.width(),
+        info.height(),
+        &offsets,
+        &strides,
+    )
+    .map_err(|_| gst::FlowError::Error)?;
+    Ok(buffer)
 }
 
 /// Copies a decoded picture into a negotiated output buffer, plane by plane.

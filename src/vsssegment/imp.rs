@@ -976,10 +976,10 @@ fn time_keyframe_here(bundle: &Bundle) -> Result<std::time::Duration, crate::mod
 fn colorimetry_of(info: &gst_video::VideoInfo) -> YuvColorimetry {
     let c = info.colorimetry();
     YuvColorimetry {
-        matrix: if c.matrix() == gst_video::VideoColorMatrix::Bt709 {
-            YuvMatrix::Bt709
-        } else {
-            YuvMatrix::Bt601
+        matrix: match c.matrix() {
+            gst_video::VideoColorMatrix::Bt709 => YuvMatrix::Bt709,
+            gst_video::VideoColorMatrix::Bt2020 => YuvMatrix::Bt2020,
+            _ => YuvMatrix::Bt601,
         },
         range: if c.range() == gst_video::VideoColorRange::Range0_255 {
             YuvRange::Full
