@@ -65,14 +65,14 @@ install_venv() {
 build() {
   export LIBTORCH_USE_PYTORCH=1
   export PATH="$ROOT/.venv/bin:$PATH"
-  log "building the plugin (cargo build --release)"
-  cargo build --release --all-targets --quiet
+  log "building the plugins (cargo build --release --workspace)"
+  cargo build --release --workspace --all-targets --quiet
 }
 
 install_apt
 install_venv
 if [ "${VSS_SETUP_NO_BUILD:-0}" != 1 ]; then build; fi
-# Let GStreamer find the freshly built plugin.
+# Let GStreamer find the freshly built plugins (libgstvss.so, libgstvsscodec.so).
 export GST_PLUGIN_PATH="$ROOT/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 export LIBTORCH_USE_PYTORCH=1
 export PATH="$ROOT/.venv/bin:$PATH"
