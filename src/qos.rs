@@ -1,8 +1,9 @@
 //! Degrading under load: what `vsssegment` gives up, in order, when downstream's QoS events say
 //! frames arrive late, and how it recovers. No GStreamer here; the element feeds it the events.
 //!
-//! The ladder, from the configured mode: `full` -> `lowres` -> `warp` (each step drops most of
-//! the per-frame inference), then the keyframe interval x2, x4, x8 (fewer keyframes). One step
+//! The ladder, from the configured mode: the cheaper modes its [`ModeSpec::qos_ladder`] lists
+//! (`full` -> `lowres` -> `warp`: each step drops most of the per-frame inference), then the
+//! keyframe interval x2, x4, x8 (fewer keyframes). One step
 //! down at most every [`QosConfig::degrade_every`] while late; one step back up after
 //! [`QosConfig::recover_after`] of events saying there is headroom.
 
@@ -10,6 +11,8 @@ use std::time::Duration;
 
 use crate::schedule::KeyframePolicy;
 use crate::segmenter::Mode;
+#[cfg(doc)]
+use crate::segmenter::ModeSpec;
 
 /// Interval multipliers past the mode steps.
 const STRETCH: [u32; 4] = [1, 2, 4, 8];
@@ -71,28 +74,28 @@ impl QosLadder {
         self.level
     }
 
-    /// The modes the ladder steps through before stretching the interval.
+    /// The cheaper modes the ladder steps through before stretching the interval.
     fn modes(&self) -> &'static [Mode] {
-        match self.base_mode {
-            Mode::Full => &[Mode::Full, Mode::LowRes, Mode::Warp],
-            Mode::LowRes | Mode::Fusion | Mode::Distributed => &[Mode::LowRes, Mode::Warp],
-            Mode::Warp => &[Mode::Warp],
-        }
+        self.base_mode.spec().qos_ladder
     }
 
     fn max_level(&self) -> usize {
-        self.modes().len() - 1 + STRETCH.len() - 1
+        self.modes().len() + STRETCH.len() - 1
     }
 
     /// The mode and keyframe policy to run at the current level.
     pub fn apply(&self, policy: KeyframePolicy) -> (Mode, KeyframePolicy) {
         let modes = self.modes();
-        if self.level == 0 {
-            return (self.base_mode, policy);
-        }
-        let mode_step = self.level.min(modes.len() - 1);
+        let mode_step = self.level.min(modes.len());
+        let mode = match mode_step {
+            0 => self.base_mode,
+            n => modes[n - 1],
+        };
         let stretch = STRETCH[self.level - mode_step];
-        (modes[mode_step], policy.stretched(stretch))
+        if stretch == 1 {
+            return (mode, policy);
+        }
+        (mode, policy.stretched(stretch))
     }
 
     /// Takes one report; returns the new level when it changed.

@@ -2,8 +2,9 @@
 //!
 //! The scheduler is a small state machine over per-frame facts. Its rules, in order: the first
 //! frame and the first after a reset are keyframes; with `codec`, so are the stream's
-//! keyframes; so is a frame with no motion to propagate with; then the policy decides, and
-//! every policy has an upper bound on the distance to the last keyframe. With `adaptive` the
+//! keyframes; so is a frame with no motion to propagate with, or with nothing to propagate;
+//! then the policy decides, and every policy has an upper bound on the distance to the last
+//! keyframe. With `adaptive` the
 //! element accumulates the frame's motion first, asks with the statistics of that accumulated
 //! field, and restarts the motion track when the answer is a keyframe.
 
@@ -116,6 +117,9 @@ pub struct FrameFacts {
     /// No motion could be obtained for this frame (an I-frame with no estimator running, a
     /// failed estimate): nothing to propagate with.
     pub no_motion: bool,
+    /// The mode has no result to carry to this frame (the last keyframe failed, or the mode
+    /// was just switched): it must run the model.
+    pub no_reference: bool,
     /// Statistics of the field accumulated back to the last keyframe including this frame;
     /// read by `Adaptive`, which falls back to its bound when they are missing.
     pub field: Option<FieldStats>,
@@ -127,6 +131,7 @@ pub enum KeyframeReason {
     First,
     Reset,
     NoMotion,
+    NoReference,
     Codec,
     Interval,
     /// The policy's maximum interval was reached.
@@ -141,6 +146,7 @@ impl KeyframeReason {
             KeyframeReason::First => "first",
             KeyframeReason::Reset => "reset",
             KeyframeReason::NoMotion => "no-motion",
+            KeyframeReason::NoReference => "no-reference",
             KeyframeReason::Codec => "codec",
             KeyframeReason::Interval => "interval",
             KeyframeReason::Bound => "bound",
@@ -227,6 +233,9 @@ impl Scheduler {
         if facts.no_motion {
             return keyframe(KeyframeReason::NoMotion);
         }
+        if facts.no_reference {
+            return keyframe(KeyframeReason::NoReference);
+        }
         let distance = last.saturating_add(1);
         match self.policy {
             KeyframePolicy::Interval(_) if distance >= self.policy.max_interval() => {
@@ -253,6 +262,41 @@ impl Scheduler {
         }
         Decision::NonKeyframe { distance }
     }
+}
+
+impl Scheduler {
+    /// Right after a keyframe: the next one comes `frames` frames later (1..=the policy's
+    /// bound) instead of at the bound, so that streams sharing a model can spread their
+    /// keyframes ([`frames_to_slot`]). `codec` keeps the stream's own keyframes.
+    pub fn next_keyframe_in(&mut self, frames: u32) {
+        if matches!(self.policy, KeyframePolicy::Codec { .. }) || self.distance != Some(0) {
+            return;
+        }
+        let bound = self.policy.max_interval();
+        self.distance = Some(bound - frames.clamp(1, bound));
+    }
+}
+
+/// Frames until stream `slot` of `members` should have its next keyframe, when the members
+/// spread their keyframes evenly over one interval: slot j's keyframes fall at
+/// `epoch + (j / members + k) * interval * frame`, for whole k. `since_epoch` is now, on that
+/// clock. In 1..=interval; `interval` when the stream is on its slot already.
+pub fn frames_to_slot(
+    since_epoch: std::time::Duration,
+    slot: usize,
+    members: usize,
+    interval: u32,
+    frame: std::time::Duration,
+) -> u32 {
+    let interval = interval.max(1);
+    if members <= 1 || frame.is_zero() {
+        return interval;
+    }
+    let period = frame.as_secs_f64() * f64::from(interval);
+    let offset = period * (slot % members) as f64 / members as f64;
+    let phase = (since_epoch.as_secs_f64() - offset).rem_euclid(period);
+    let frames = ((period - phase) / frame.as_secs_f64()).round();
+    (frames as u32).clamp(1, interval)
 }
 
 impl Default for Scheduler {
@@ -335,6 +379,60 @@ mod tests {
         s.reset();
         assert_eq!(s.distance(), None);
         assert!(s.decide(&p_frame()).is_keyframe());
+    }
+
+    #[test]
+    fn a_shortened_interval_applies_once() {
+        let mut s = Scheduler::new(KeyframePolicy::Interval(4));
+        let mut decisions = vec![s.decide(&p_frame())];
+        s.next_keyframe_in(2);
+        decisions.extend((0..9).map(|_| s.decide(&p_frame())));
+        assert_eq!(keyframes(&decisions), vec![0, 2, 6]);
+    }
+
+    #[test]
+    fn slots_spread_keyframes_over_the_interval() {
+        use std::time::Duration;
+        let frame = Duration::from_millis(100);
+        // 4 members, interval 8 (0.8 s): slots at 0, 0.2, 0.4, 0.6 s into each period.
+        let due =
+            |now_ms: u64, slot| frames_to_slot(Duration::from_millis(now_ms), slot, 4, 8, frame);
+        assert_eq!(due(0, 0), 8, "on its slot: a whole interval");
+        assert_eq!(due(0, 1), 2);
+        assert_eq!(due(0, 3), 6);
+        assert_eq!(
+            due(1000, 2),
+            2,
+            "0.2 s into the second period: 0.4 is 2 frames away"
+        );
+        assert_eq!(due(640, 1), 4, "rounds to the nearest frame");
+        // Alone, or without a frame rate: the plain interval.
+        assert_eq!(
+            frames_to_slot(Duration::from_millis(300), 0, 1, 8, frame),
+            8
+        );
+        assert_eq!(
+            frames_to_slot(Duration::from_millis(300), 1, 4, 8, Duration::ZERO),
+            8
+        );
+        // Every slot gets a distinct phase when members <= interval.
+        let phases: std::collections::BTreeSet<u32> = (0..8).map(|j| due(0, j) % 8).collect();
+        assert_eq!(phases.len(), 4);
+    }
+
+    #[test]
+    fn nothing_to_carry_forces_a_keyframe_and_restarts_the_count() {
+        let mut s = Scheduler::new(KeyframePolicy::Interval(4));
+        let mut facts = [p_frame(); 9];
+        facts[2].no_reference = true;
+        let d = run(&mut s, &facts);
+        assert_eq!(
+            d[2],
+            Decision::Keyframe {
+                reason: KeyframeReason::NoReference
+            }
+        );
+        assert_eq!(keyframes(&d), vec![0, 2, 6]);
     }
 
     #[test]

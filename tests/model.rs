@@ -458,7 +458,7 @@ fn padded_strides_are_skipped() {
 fn bundle_copy(name: &str, test: &str) -> PathBuf {
     let dir = common::scratch(&format!("model-{test}")).join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    let src = Path::new(gstvss::model::SHIPPED_DIR).join(name);
+    let src = gstvss::model::resolve_bundle(name).expect("shipped bundle resolves");
     for entry in std::fs::read_dir(&src).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
@@ -496,7 +496,7 @@ fn a_missing_bundle_folder_is_named() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("\"camvid-nonet\"") && e.contains("shipped: "),
+        e.contains("\"camvid-nonet\"") && e.contains("bundles there: "),
         "{e}"
     );
 
@@ -562,8 +562,8 @@ fn a_manifest_without_classes_is_refused() {
         v.as_object_mut().unwrap().remove("classes");
     });
     let (e, text) = load_error(&dir);
-    assert!(matches!(e, ModelError::ManifestParse { .. }), "{text}");
-    assert!(text.contains("classes"), "{text}");
+    assert!(matches!(e, ModelError::ManifestField { .. }), "{text}");
+    assert!(text.contains("field 'classes' is missing"), "{text}");
     assert!(
         text.contains(&*dir.join("manifest.json").to_string_lossy()),
         "{text}"

@@ -171,13 +171,7 @@ fn column(header: &[String], name: &str) -> usize {
 /// The shipped bundles the smoke profile picks (the default one and every temporal one that
 /// predicts CamVid's classes), each with the modes its scheme serves.
 fn expected_bundles() -> BTreeMap<String, Vec<&'static str>> {
-    let all = [
-        Mode::Full,
-        Mode::LowRes,
-        Mode::Fusion,
-        Mode::Warp,
-        Mode::Distributed,
-    ];
+    let all = Mode::ALL;
     let mut out = BTreeMap::new();
     for name in gstvss::model::Bundle::list_shipped() {
         let dir = gstvss::model::resolve_bundle(&name).expect("shipped bundle resolves");

@@ -1211,6 +1211,135 @@ fn late_frames_make_it_degrade_in_the_documented_order() {
     assert_eq!(modes, ["lowres", "warp"], "QoS steps within 30 s");
 }
 
+/// A QoS event, a latency query and a property read sent while a slow forward pass runs
+/// (camvid-cgnet, about a second a frame on 2 cores) each return within 10 ms: the element's
+/// controls never wait for inference.
+#[test]
+fn controls_never_wait_for_inference() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time caps=\"{}\" \
+         ! vsssegment name=seg model=camvid-cgnet mode=full overlay=none \
+         ! fakesink name=sink sync=false signal-handoffs=true",
+        rgb_caps(NATIVE_W, NATIVE_H)
+    ))
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("pipeline");
+    let seg = pipeline.by_name("seg").expect("seg");
+    let src = pipeline
+        .by_name("src")
+        .expect("src")
+        .downcast::<gst_app::AppSrc>()
+        .expect("appsrc");
+    let entered = Arc::new(AtomicBool::new(false));
+    let segmented = Arc::new(AtomicBool::new(false));
+    {
+        let entered = entered.clone();
+        seg.static_pad("sink").expect("sink pad").add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, _| {
+                entered.store(true, Ordering::SeqCst);
+                gst::PadProbeReturn::Ok
+            },
+        );
+        let segmented = segmented.clone();
+        pipeline
+            .by_name("sink")
+            .expect("sink")
+            .connect("handoff", false, move |_| {
+                segmented.store(true, Ordering::SeqCst);
+                None
+            });
+    }
+    pipeline.set_state(gst::State::Playing).expect("PLAYING");
+    let pixels = &clip_rgb_native(1)[0];
+    src.push_buffer(frame(pixels, 0, None)).expect("push");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !entered.load(Ordering::SeqCst) {
+        assert!(
+            Instant::now() < deadline,
+            "the frame never reached vsssegment"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Past pre-processing, inside the forward pass.
+    std::thread::sleep(Duration::from_millis(100));
+
+    let srcpad = seg.static_pad("src").expect("src pad");
+    let timed = |what: &str, f: &dyn Fn()| {
+        let t = Instant::now();
+        f();
+        let took = t.elapsed();
+        assert!(took < Duration::from_millis(10), "{what} took {took:?}");
+    };
+    timed("QoS event", &|| {
+        let qos = gst::event::Qos::new(
+            gst::QOSType::Underflow,
+            2.0,
+            40_000_000,
+            gst::ClockTime::ZERO,
+        );
+        srcpad.send_event(qos);
+    });
+    timed("latency query", &|| {
+        let mut q = gst::query::Latency::new();
+        srcpad.query(&mut q);
+    });
+    timed("property read", &|| {
+        let _ = seg.property_value("mode");
+        let _ = seg.property_value("keyframe-interval");
+    });
+    assert!(
+        !segmented.load(Ordering::SeqCst),
+        "the frame was done before the controls were timed: nothing was measured"
+    );
+    while !segmented.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the frame never came out");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    pipeline.set_state(gst::State::Null).expect("NULL");
+}
+
+/// Downstream that proposes the overlay meta but takes only plain caps gets the map blended:
+/// the meta goes only where the caps feature was negotiated, and then the caps say so.
+#[test]
+fn overlay_meta_needs_the_negotiated_caps_feature() {
+    init();
+    let pixels = &clip_rgb_native(1)[0];
+    let mut h = harness(&[("overlay", "auto")]);
+    h.add_propose_allocation_meta(gst_video::VideoOverlayCompositionMeta::meta_api(), None);
+    h.set_sink_caps(rgb_caps(NATIVE_W, NATIVE_H));
+    h.set_src_caps(rgb_caps(NATIVE_W, NATIVE_H));
+    let out = segment_one(&mut h, frame(pixels, 0, None));
+    assert!(
+        !out.overlay_meta && out.pixels != *pixels,
+        "plain caps: blended"
+    );
+
+    let mut h = harness(&[("overlay", "auto")]);
+    h.add_propose_allocation_meta(gst_video::VideoOverlayCompositionMeta::meta_api(), None);
+    h.set_src_caps(rgb_caps(NATIVE_W, NATIVE_H));
+    let out = segment_one(&mut h, frame(pixels, 0, None));
+    assert!(
+        out.overlay_meta && out.pixels == *pixels,
+        "feature caps: attached"
+    );
+    let caps = h
+        .sinkpad()
+        .and_then(|p| p.current_caps())
+        .expect("output caps");
+    assert!(
+        caps.features(0).is_some_and(|f| f
+            .contains(gst_video::CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION)),
+        "{caps}"
+    );
+}
+
 /// Every bundle that ships (the seed architectures trained here included) loads in the element
 /// and segments real frames in every mode its scheme serves: keyframe and cheap path in the
 /// keyframe modes, `full` maps at the bundle's native size, class ids inside its class table,
@@ -1218,13 +1347,7 @@ fn late_frames_make_it_degrade_in_the_documented_order() {
 #[test]
 fn every_shipped_bundle_segments_the_clip_in_every_mode_it_serves() {
     init();
-    let modes = [
-        Mode::Full,
-        Mode::LowRes,
-        Mode::Fusion,
-        Mode::Warp,
-        Mode::Distributed,
-    ];
+    let modes = Mode::ALL;
     let names = Bundle::list_shipped();
     assert!(names.len() >= 8, "shipped bundles: {names:?}");
     for name in &names {

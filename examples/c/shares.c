@@ -2,7 +2,10 @@
  *
  *   cc -Iinclude -o shares examples/c/shares.c \
  *       $(pkg-config --cflags --libs gstreamer-1.0 gstreamer-app-1.0)
- *   GST_PLUGIN_PATH=target/release ./shares INPUT [--frames N] [--model M]
+ *   ./shares INPUT [--frames N] [--model M]
+ *
+ * with the plugin installed (scripts/install.sh), or from the build with
+ * GST_PLUGIN_PATH=target/release VSS_MODEL_PATH=models/bundles.
  *
  * Pipeline: filesrc ! qtdemux ! h264parse ! vssdec ! vsssegment overlay=none stats=true
  *           ! vssmask output=class-ids resolution=model ! appsink

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Per-frame class shares from vssmask's class-id masks, in Python through PyGObject.
 
-    GST_PLUGIN_PATH=target/release /usr/bin/python3 examples/python/shares.py INPUT [--frames N]
+    /usr/bin/python3 examples/python/shares.py INPUT [--frames N]
+
+with the plugin installed (scripts/install.sh), or from the build with
+GST_PLUGIN_PATH=target/release VSS_MODEL_PATH=models/bundles.
 
 Pipeline: filesrc ! qtdemux ! h264parse ! vssdec ! vsssegment overlay=none stats=true
           ! vssmask output=class-ids resolution=model ! appsink
@@ -48,8 +51,8 @@ def main():
     Gst.init(None)
     if Gst.ElementFactory.find("vssmask") is None:
         sys.exit(
-            "vssmask not found: set GST_PLUGIN_PATH to the folder with libgstvss.so "
-            "(target/release after cargo build --release)"
+            "vssmask not found: install the plugin (scripts/install.sh) or set GST_PLUGIN_PATH "
+            "to the folder with libgstvss.so (target/release after cargo build --release)"
         )
     if not os.path.exists(args.input):
         sys.exit(f"{args.input}: no such file")

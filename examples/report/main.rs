@@ -354,7 +354,7 @@ fn element_modes() -> Result<Vec<Mode>> {
         .context("vsssegment's mode is not an enum")?;
     let mut modes = Vec::new();
     for value in pspec.enum_class().values() {
-        match mode_named(value.nick()) {
+        match Mode::from_name(value.nick()) {
             Some(m) => modes.push(m),
             None => eprintln!(
                 "[report] vsssegment mode {:?} is unknown to this report; skipped",
@@ -363,21 +363,6 @@ fn element_modes() -> Result<Vec<Mode>> {
         }
     }
     Ok(modes)
-}
-
-fn mode_named(nick: &str) -> Option<Mode> {
-    // Adding a Mode variant breaks this match until ALL lists it too.
-    const ALL: [Mode; 5] = [
-        Mode::Full,
-        Mode::LowRes,
-        Mode::Fusion,
-        Mode::Warp,
-        Mode::Distributed,
-    ];
-    let _listed = |m: Mode| match m {
-        Mode::Full | Mode::LowRes | Mode::Fusion | Mode::Warp | Mode::Distributed => (),
-    };
-    ALL.into_iter().find(|m| m.as_str() == nick)
 }
 
 fn motion_section(

@@ -15,7 +15,7 @@ inputs to the low-resolution frame (blurred when upsampled) under a frozen decod
 saw them. The price of the late point is a thin map (12 channels) for the attention's
 similarities, at 4x the positions of stride 8.
 
-CReFF (DESIGN.md, "Implementation facts"): the low-resolution map is upsampled bilinearly to
+CReFF (AR-Seg, CVPR 2023; models/README.md, "AR-Seg fusion"): the low-resolution map is upsampled bilinearly to
 the keyframe map's size; Q = depthwise3x3(it), K and V = depthwise3x3(warped keyframe map);
 for each of the 7x7 offsets the similarity is the channel sum of Q * shifted K; softmax over
 the 49 offsets; output = upsampled low-res + sum of weights * shifted V. Positions outside the

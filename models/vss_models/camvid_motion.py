@@ -1,6 +1,6 @@
 """camvid-motion: labelled video made from CamVid stills by a virtual camera, encoded with x264.
 
-CamVid labels one frame per second, so a temporal benchmark has to be built (DESIGN.md, Data).
+CamVid labels one frame per second, so a temporal benchmark has to be built (models/README.md, "camvid-motion").
 Each sequence takes one CamVid image and moves a camera over it: a smooth pan with a slow
 wobble, a zoom (forward motion) and a small rotation; 0-2 labelled objects (cars, pedestrians,
 bicyclists cut from the same image by their label mask) are pasted on top and move on their own.

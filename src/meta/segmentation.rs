@@ -11,33 +11,10 @@ use gstvsscodec::meta::stored::{self, MetaInfoPtr, RawMeta, StoredMeta};
 
 use crate::model::ClassInfo;
 
-/// Which branch of the segmenter produced a class map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Branch {
-    /// The full-resolution model on this frame.
-    #[default]
-    Full,
-    /// The model on a downscaled copy of this frame.
-    LowRes,
-    /// Low-resolution branch fused with warped keyframe features (AR-Seg).
-    Fusion,
-    /// The keyframe's result warped along the accumulated motion; no network.
-    Warp,
-    /// One of N shallow sub-networks plus attention propagation (TDNet).
-    Distributed,
-}
-
-impl Branch {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Branch::Full => "full",
-            Branch::LowRes => "lowres",
-            Branch::Fusion => "fusion",
-            Branch::Warp => "warp",
-            Branch::Distributed => "distributed",
-        }
-    }
-}
+/// Which branch of the segmenter produced a class map: the full model ([`Branch::Full`], on
+/// the keyframes of every mode) or a mode's own non-keyframe branch. Branches are named as the
+/// modes are ([`Branch::as_str`]: full, lowres, fusion, warp, distributed).
+pub use crate::segmenter::Mode as Branch;
 
 /// A frame's segmentation, as vsssegment attaches it.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,5 +1,6 @@
 //! A loaded model bundle: its manifest and its TorchScript module, ready on a device.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use tch::{CModule, Device, IValue, Kind, Tensor};
@@ -7,11 +8,14 @@ use tch::{CModule, Device, IValue, Kind, Tensor};
 use super::error::ModelError;
 use super::manifest::{MANIFEST_FILE, Manifest, Scheme};
 
-/// Environment variable naming an extra folder of bundles, searched before the shipped ones.
-pub const MODELS_DIR_ENV: &str = "VSS_MODELS_DIR";
+/// Environment variable with folders of bundles (`:`-separated), searched before the XDG data
+/// folders. `.cargo/config.toml` and scripts/setup.sh point it at the checkout's
+/// `models/bundles`, so cargo and gst-launch find the shipped bundles without an install.
+pub const MODEL_PATH_ENV: &str = "VSS_MODEL_PATH";
 
-/// The bundles shipped in the source tree (`models/bundles`), fixed at build time.
-pub const SHIPPED_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/bundles");
+/// Where bundles live under each XDG data folder (`$XDG_DATA_HOME`, then `$XDG_DATA_DIRS`):
+/// scripts/install.sh copies the shipped ones to `~/.local/share/vss/models`.
+pub const DATA_SUBDIR: &str = "vss/models";
 
 /// The bundle the element uses when `model=` is not set.
 pub const DEFAULT_BUNDLE: &str = "camvid-espnet";
@@ -90,85 +94,12 @@ impl Bundle {
             module,
             device,
         };
-        match bundle.manifest.scheme {
-            Scheme::Image => {
-                let (h, w) = bundle.manifest.native_size();
-                bundle.warm_up(h, w, passes.max(1))?;
-            }
-            Scheme::Arseg => bundle.warm_up_arseg(passes.max(1))?,
-            Scheme::Tdnet => bundle.warm_up_tdnet(passes.max(1))?,
-        }
+        bundle
+            .manifest
+            .scheme
+            .adapter()
+            .warm_up(&bundle, passes.max(1))?;
         Ok(bundle)
-    }
-
-    /// `tdnet`: steps from a reset and then with the previous step's memory, until every
-    /// sub-network has run with a memory (TorchScript optimises each path on its first calls,
-    /// which would otherwise make the first frames slow), checked against the manifest, so that
-    /// a module without `step` or with other outputs fails at load, naming the file and the
-    /// method.
-    fn warm_up_tdnet(&self, passes: usize) -> Result<(), ModelError> {
-        let (h, w) = self.manifest.native_size();
-        let image = Tensor::f_full(
-            [1, 3, i64::from(h), i64::from(w)],
-            128,
-            (Kind::Uint8, self.device),
-        )
-        .map_err(|e| self.contract_error(format!("warm-up input: {e}")))?;
-        for _ in 0..passes {
-            let mut memory = Vec::new();
-            for slot in 0..=self.manifest.subnetworks() {
-                let (logits, features, next) = self.step(&image, slot, &memory)?;
-                self.check_outputs(h, w, &logits, &features)
-                    .map_err(|e| self.contract_error(format!("method 'step': {e}")))?;
-                if next.is_empty() {
-                    return Err(self.contract_error(
-                        "method 'step' returns an empty memory: the next frame would learn \
-                         nothing from this one"
-                            .into(),
-                    ));
-                }
-                memory = next;
-            }
-        }
-        Ok(())
-    }
-
-    /// `arseg`: runs every method once (or `passes` times) at the native and low-res sizes
-    /// and checks the outputs against the manifest, so that a module missing a method or
-    /// returning other shapes fails at load, naming the file and the method.
-    fn warm_up_arseg(&self, passes: usize) -> Result<(), ModelError> {
-        let (h, w) = self.manifest.native_size();
-        let (lh, lw) = self.manifest.scaled_size(self.lowres_scale());
-        let grey = |h: u32, w: u32| {
-            Tensor::f_full(
-                [1, 3, i64::from(h), i64::from(w)],
-                128,
-                (Kind::Uint8, self.device),
-            )
-            .map_err(|e| self.contract_error(format!("warm-up input: {e}")))
-        };
-        let (image, image_lr) = (grey(h, w)?, grey(lh, lw)?);
-        for _ in 0..passes {
-            let (logits, features) = self.keyframe(&image)?;
-            self.check_outputs(h, w, &logits, &features)?;
-            let (fh, fw) = self.feature_size(h, w);
-            let identity = crate::motion::MotionField::new(w, h, crate::motion::DEFAULT_CELL_SIZE)
-                .map_err(|e| self.contract_error(format!("warm-up field: {e}")))?
-                .to_grid(fh as usize, fw as usize);
-            let warped = self.warp_features(&features, &identity)?;
-            if warped.size() != features.size() {
-                return Err(self.contract_error(format!(
-                    "method 'warp' returns {:?} for features {:?} (expected the same size)",
-                    warped.size(),
-                    features.size()
-                )));
-            }
-            let (logits, fused) = self.nonkeyframe(&image_lr, &warped)?;
-            self.check_outputs(h, w, &logits, &fused).map_err(|e| {
-                self.contract_error(format!("method 'nonkeyframe' on a {lh}x{lw} image: {e}"))
-            })?;
-        }
-        Ok(())
     }
 
     /// `(height, width)` of the feature map for an `height x width` input.
@@ -185,21 +116,19 @@ impl Bundle {
     /// Runs `passes` forward calls on a grey `height x width` image and checks the outputs'
     /// shapes against the manifest. Call again after changing the working size.
     pub fn warm_up(&self, height: u32, width: u32, passes: usize) -> Result<(), ModelError> {
-        let image = Tensor::f_full(
-            [1, 3, i64::from(height), i64::from(width)],
-            128,
-            (Kind::Uint8, self.device),
-        )
-        .map_err(|e| self.contract_error(format!("warm-up input: {e}")))?;
+        let image = self.grey_image(height, width)?;
         for _ in 0..passes {
             let (logits, features) = self.forward(&image)?;
-            self.check_outputs(height, width, &logits, &features)?;
+            let method = self.manifest.scheme.forward_method();
+            self.check_outputs(method, height, width, &logits, &features)?;
         }
         Ok(())
     }
 
-    fn check_outputs(
+    /// Checks what `method` returned for a `height x width` frame against the manifest.
+    pub(in crate::model) fn check_outputs(
         &self,
+        method: &str,
         height: u32,
         width: u32,
         logits: &Tensor,
@@ -217,8 +146,9 @@ impl Bundle {
         ] {
             if t.size() != want || t.kind() != Kind::Float {
                 return Err(self.contract_error(format!(
-                    "forward on a {height}x{width} image returns {what} {:?} {:?}, but \
-                     manifest.json promises float32 {want:?} (classes, logits_stride, features)",
+                    "method '{method}' returns {what} {:?} {:?} for a {height}x{width} frame, \
+                     but manifest.json promises float32 {want:?} (classes, logits_stride, \
+                     features)",
                     t.kind(),
                     t.size()
                 )));
@@ -227,7 +157,7 @@ impl Bundle {
         Ok(())
     }
 
-    fn contract_error(&self, message: String) -> ModelError {
+    pub(in crate::model) fn contract_error(&self, message: String) -> ModelError {
         ModelError::ModuleContract {
             path: self.module_path.clone(),
             message,
@@ -244,149 +174,52 @@ impl Bundle {
     }
 
     fn forward_here(&self, image: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
-        let m = &self.manifest;
-        let method = match m.scheme {
-            Scheme::Image | Scheme::Tdnet => "forward",
-            Scheme::Arseg => "keyframe",
-        };
+        let method = self.manifest.scheme.forward_method();
         self.check_image(image)?;
         let image = self.on_device(image)?;
         let output = self.call(method, vec![IValue::Tensor(image)])?;
         self.pair(method, output)
     }
 
-    /// `arseg`'s keyframe branch: the full-resolution network, as [`Bundle::forward`].
-    pub fn keyframe(&self, image: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
-        self.forward(image)
+    /// Refuses `method` unless this bundle's scheme calls it ([`Scheme::methods`]), naming
+    /// the schemes that do.
+    pub(in crate::model) fn require_method(&self, method: &'static str) -> Result<(), ModelError> {
+        let scheme = self.manifest.scheme;
+        if scheme.methods().contains(&method) {
+            return Ok(());
+        }
+        let having: Vec<String> = Scheme::ALL
+            .iter()
+            .filter(|s| s.methods().contains(&method))
+            .map(|s| format!("'{s}'"))
+            .collect();
+        Err(ModelError::UnsupportedScheme {
+            bundle: self.manifest.name.clone(),
+            scheme,
+            method,
+            why: if having.is_empty() {
+                "(no scheme has it)".into()
+            } else {
+                format!("(only {} bundles have it)", having.join(" or "))
+            },
+        })
     }
 
-    /// `arseg`'s non-keyframe branch: uint8 RGB `image_lr` (the frame at the low-res size) and
-    /// the keyframe features warped to this frame (`[1, C, H/stride, W/stride]` of the native
-    /// size) to `(logits [1, K, H, W], fused features)`.
-    pub fn nonkeyframe(
+    /// A grey uint8 RGB `[1, 3, height, width]` image on the bundle's device, for warm-ups.
+    pub(in crate::model) fn grey_image(
         &self,
-        image_lr: &Tensor,
-        warped: &Tensor,
-    ) -> Result<(Tensor, Tensor), ModelError> {
-        self.need_arseg("nonkeyframe")?;
-        self.check_image(image_lr)?;
-        let (image_lr, warped) = (image_lr.shallow_clone(), warped.shallow_clone());
-        super::executor::run(move || {
-            let inputs = vec![
-                IValue::Tensor(self.on_device(&image_lr)?),
-                IValue::Tensor(self.on_device(&warped)?),
-            ];
-            let output = self.call("nonkeyframe", inputs)?;
-            self.pair("nonkeyframe", output)
-        })
+        height: u32,
+        width: u32,
+    ) -> Result<Tensor, ModelError> {
+        Tensor::f_full(
+            [1, 3, i64::from(height), i64::from(width)],
+            128,
+            (Kind::Uint8, self.device),
+        )
+        .map_err(|e| self.contract_error(format!("warm-up input: {e}")))
     }
 
-    /// `arseg`'s feature warp (inside the module: the definition training used):
-    /// `grid_sample(features, grid)`, bilinear, border padding, `align_corners=False`, with
-    /// `grid` from [`crate::motion::MotionField::to_grid`] at the features' size.
-    pub fn warp_features(&self, features: &Tensor, grid: &[f32]) -> Result<Tensor, ModelError> {
-        self.need_arseg("warp")?;
-        let size = features.size();
-        if size.len() != 4 || grid.len() as i64 != size[2] * size[3] * 2 {
-            return Err(ModelError::Shape {
-                what: "warp_features",
-                problem: format!(
-                    "features {size:?} need a grid of H x W x 2 values, got {}",
-                    grid.len()
-                ),
-            });
-        }
-        let features = features.shallow_clone();
-        super::executor::run(move || {
-            let grid = Tensor::f_from_slice(grid)
-                .and_then(|t| t.f_view([1, size[2], size[3], 2]))
-                .and_then(|t| t.f_to_device(self.device))
-                .map_err(|e| self.inference_error(e))?;
-            let inputs = vec![
-                IValue::Tensor(self.on_device(&features)?),
-                IValue::Tensor(grid),
-            ];
-            match self.call("warp", inputs)? {
-                IValue::Tensor(t) => Ok(t),
-                _ => Err(self.contract_error("method 'warp' must return a tensor".into())),
-            }
-        })
-    }
-
-    /// `tdnet`'s call for every frame: sub-network `slot` (frames since the last reset; the
-    /// module takes it modulo `subnetworks`) on uint8 RGB `image`, attending to `memory` (empty
-    /// after a reset, else what the previous step returned). Returns `(logits [1, K, H, W],
-    /// features, memory for the next frame)`.
-    pub fn step(
-        &self,
-        image: &Tensor,
-        slot: u32,
-        memory: &[Tensor],
-    ) -> Result<(Tensor, Tensor, Vec<Tensor>), ModelError> {
-        let m = &self.manifest;
-        if m.scheme != Scheme::Tdnet {
-            return Err(ModelError::UnsupportedScheme {
-                bundle: m.name.clone(),
-                scheme: m.scheme,
-                method: "step",
-                why: "(only 'tdnet' bundles have it)",
-            });
-        }
-        self.check_image(image)?;
-        let image = image.shallow_clone();
-        let memory: Vec<Tensor> = memory.iter().map(Tensor::shallow_clone).collect();
-        super::executor::run(move || {
-            let memory = memory
-                .iter()
-                .map(|t| self.on_device(t))
-                .collect::<Result<Vec<_>, _>>()?;
-            let inputs = vec![
-                IValue::Tensor(self.on_device(&image)?),
-                IValue::Int(i64::from(slot)),
-                IValue::TensorList(memory),
-            ];
-            let bad = || {
-                self.contract_error(
-                    "method 'step' must return (logits, features, memory: List[Tensor])".into(),
-                )
-            };
-            let IValue::Tuple(mut items) = self.call("step", inputs)? else {
-                return Err(bad());
-            };
-            if items.len() != 3 {
-                return Err(bad());
-            }
-            let memory = match items.pop() {
-                Some(IValue::TensorList(list)) => list,
-                Some(IValue::GenericList(list)) => list
-                    .into_iter()
-                    .map(|v| match v {
-                        IValue::Tensor(t) => Ok(t),
-                        _ => Err(bad()),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-                _ => return Err(bad()),
-            };
-            let (logits, features) = self.pair("step", IValue::Tuple(items))?;
-            Ok((logits, features, memory))
-        })
-    }
-
-    fn need_arseg(&self, method: &'static str) -> Result<(), ModelError> {
-        let m = &self.manifest;
-        if m.scheme == Scheme::Arseg {
-            Ok(())
-        } else {
-            Err(ModelError::UnsupportedScheme {
-                bundle: m.name.clone(),
-                scheme: m.scheme,
-                method,
-                why: "(only 'arseg' bundles have it)",
-            })
-        }
-    }
-
-    fn on_device(&self, t: &Tensor) -> Result<Tensor, ModelError> {
+    pub(in crate::model) fn on_device(&self, t: &Tensor) -> Result<Tensor, ModelError> {
         if t.device() == self.device {
             Ok(t.shallow_clone())
         } else {
@@ -397,7 +230,11 @@ impl Bundle {
 
     /// Calls a module method without autograd; a missing method is a contract error naming
     /// the file and the method.
-    fn call(&self, method: &str, inputs: Vec<IValue>) -> Result<IValue, ModelError> {
+    pub(in crate::model) fn call(
+        &self,
+        method: &str,
+        inputs: Vec<IValue>,
+    ) -> Result<IValue, ModelError> {
         tch::no_grad(|| {
             if method == "forward" {
                 self.module.forward_is(&inputs)
@@ -415,7 +252,11 @@ impl Bundle {
         })
     }
 
-    fn pair(&self, method: &str, output: IValue) -> Result<(Tensor, Tensor), ModelError> {
+    pub(in crate::model) fn pair(
+        &self,
+        method: &str,
+        output: IValue,
+    ) -> Result<(Tensor, Tensor), ModelError> {
         match output {
             IValue::Tuple(mut items) if items.len() == 2 => {
                 let features = items.pop();
@@ -433,7 +274,7 @@ impl Bundle {
         }
     }
 
-    fn check_image(&self, image: &Tensor) -> Result<(), ModelError> {
+    pub(in crate::model) fn check_image(&self, image: &Tensor) -> Result<(), ModelError> {
         let size = image.size();
         let multiple = i64::from(self.manifest.size_multiple());
         let problem = if image.kind() != Kind::Uint8 {
@@ -455,7 +296,7 @@ impl Bundle {
         })
     }
 
-    fn inference_error(&self, source: tch::TchError) -> ModelError {
+    pub(in crate::model) fn inference_error(&self, source: tch::TchError) -> ModelError {
         ModelError::Inference {
             bundle: self.manifest.name.clone(),
             path: self.module_path.clone(),
@@ -487,8 +328,8 @@ impl Bundle {
         self.device
     }
 
-    /// Names of the shipped bundles (`$VSS_MODELS_DIR` first, then the source tree's
-    /// `models/bundles`), sorted, each once.
+    /// Names of the bundles in the model search path ([`bundle_dirs`]): the shipped ones when
+    /// installed or run from the checkout, plus the user's own; sorted, each once.
     pub fn list_shipped() -> Vec<String> {
         let mut names: Vec<String> = bundle_dirs()
             .iter()
@@ -508,18 +349,55 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
-/// Folders holding bundles by name, in search order.
-fn bundle_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(dir) = std::env::var_os(MODELS_DIR_ENV).filter(|d| !d.is_empty()) {
-        dirs.push(PathBuf::from(dir));
+/// Folders holding bundles by name, in search order: each folder of `$VSS_MODEL_PATH`, then
+/// `vss/models` under `$XDG_DATA_HOME` (default `~/.local/share`) and under each folder of
+/// `$XDG_DATA_DIRS` (default `/usr/local/share:/usr/share`). Nothing depends on the build tree,
+/// so an installed plugin works without the checkout.
+pub fn bundle_dirs() -> Vec<PathBuf> {
+    let var = |name| std::env::var_os(name);
+    search_path(
+        var(MODEL_PATH_ENV),
+        var("XDG_DATA_HOME"),
+        var("HOME"),
+        var("XDG_DATA_DIRS"),
+    )
+}
+
+/// [`bundle_dirs`] from the variables' values. As the XDG base directory specification says,
+/// an unset or empty variable takes its default and relative XDG entries are invalid (ignored;
+/// a relative `$XDG_DATA_HOME` is replaced by its default). `$VSS_MODEL_PATH` entries may be
+/// relative (to the working folder).
+fn search_path(
+    model_path: Option<OsString>,
+    data_home: Option<OsString>,
+    home: Option<OsString>,
+    data_dirs: Option<OsString>,
+) -> Vec<PathBuf> {
+    let set = |v: Option<OsString>| v.filter(|v| !v.is_empty());
+    let mut dirs: Vec<PathBuf> = set(model_path)
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    dirs.retain(|d| !d.as_os_str().is_empty());
+    let data_home = set(data_home)
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+        .or_else(|| set(home).map(|h| Path::new(&h).join(".local/share")));
+    let data_dirs: Vec<PathBuf> = match set(data_dirs) {
+        Some(v) => std::env::split_paths(&v).collect(),
+        None => vec!["/usr/local/share".into(), "/usr/share".into()],
+    };
+    for data in data_home.into_iter().chain(data_dirs) {
+        if data.is_absolute() {
+            dirs.push(data.join(DATA_SUBDIR));
+        }
     }
-    dirs.push(PathBuf::from(SHIPPED_DIR));
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
     dirs
 }
 
 /// The bundle folder `spec` names: a folder, a manifest.json inside one, or the name of a
-/// bundle in `$VSS_MODELS_DIR` or the shipped `models/bundles`.
+/// bundle in a folder of the model search path ([`bundle_dirs`]).
 pub fn resolve(spec: &str) -> Result<PathBuf, ModelError> {
     let path = Path::new(spec);
     if path.is_file() && path.file_name().is_some_and(|n| n == MANIFEST_FILE) {
@@ -534,7 +412,7 @@ pub fn resolve(spec: &str) -> Result<PathBuf, ModelError> {
         return Ok(path.to_path_buf());
     }
     let mut searched = vec![path.to_path_buf()];
-    // A bare name (no separator) can be a shipped bundle.
+    // A bare name (no separator) can be a bundle in the search path.
     if !spec.is_empty() && !spec.contains(std::path::MAIN_SEPARATOR) && spec != "." && spec != ".."
     {
         for dir in bundle_dirs() {
@@ -548,7 +426,7 @@ pub fn resolve(spec: &str) -> Result<PathBuf, ModelError> {
     Err(ModelError::BundleNotFound {
         spec: spec.to_string(),
         searched,
-        shipped: Bundle::list_shipped(),
+        found: Bundle::list_shipped(),
     })
 }
 
@@ -568,8 +446,15 @@ mod tests {
         for name in ["camvid-cgnet", "camvid-espnet", "cityscapes-espnetv2"] {
             assert!(names.iter().any(|n| n == name), "{names:?}");
         }
+        // cargo points VSS_MODEL_PATH at the checkout's models/bundles (.cargo/config.toml).
         let folder = resolve(DEFAULT_BUNDLE).unwrap();
-        assert_eq!(folder, Path::new(SHIPPED_DIR).join(DEFAULT_BUNDLE));
+        assert!(folder.ends_with(DEFAULT_BUNDLE), "{}", folder.display());
+        let dirs = bundle_dirs();
+        assert!(
+            folder.parent().is_some_and(|p| dirs.iter().any(|d| d == p)),
+            "{} is not in {dirs:?}",
+            folder.display()
+        );
         assert_eq!(
             resolve(&folder.join(MANIFEST_FILE).to_string_lossy()).unwrap(),
             folder
@@ -578,13 +463,68 @@ mod tests {
     }
 
     #[test]
-    fn unknown_names_list_what_exists() {
+    fn unknown_names_list_the_folders_searched_and_what_exists() {
         let e = resolve("no-such-bundle").unwrap_err().to_string();
         assert!(e.contains("\"no-such-bundle\""), "{e}");
         assert!(e.contains("camvid-espnet"), "{e}");
-        assert!(e.contains("models/bundles/no-such-bundle"), "{e}");
+        assert!(e.contains(MODEL_PATH_ENV), "{e}");
+        for dir in bundle_dirs() {
+            let candidate = dir.join("no-such-bundle");
+            assert!(e.contains(&*candidate.to_string_lossy()), "{e}");
+        }
         let e = resolve("/nonexistent/dir/x").unwrap_err().to_string();
         assert!(e.contains("/nonexistent/dir/x"), "{e}");
+    }
+
+    fn os(v: &str) -> Option<OsString> {
+        Some(v.into())
+    }
+
+    #[test]
+    fn search_path_defaults_follow_xdg() {
+        let dirs = search_path(None, None, os("/home/u"), None);
+        assert_eq!(
+            dirs,
+            [
+                "/home/u/.local/share/vss/models",
+                "/usr/local/share/vss/models",
+                "/usr/share/vss/models"
+            ]
+            .map(PathBuf::from)
+        );
+        // Empty counts as unset; without HOME there is no per-user folder.
+        let dirs = search_path(os(""), os(""), None, os(""));
+        assert_eq!(
+            dirs,
+            ["/usr/local/share/vss/models", "/usr/share/vss/models"].map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn search_path_puts_vss_model_path_first() {
+        let dirs = search_path(
+            os("mine::/opt/bundles:"),
+            os("/data"),
+            os("/home/u"),
+            os("/sys-a:relative:/data:/sys-b"),
+        );
+        assert_eq!(
+            dirs,
+            [
+                "mine",
+                "/opt/bundles",
+                "/data/vss/models",
+                "/sys-a/vss/models",
+                "/sys-b/vss/models"
+            ]
+            .map(PathBuf::from)
+        );
+        // A relative XDG_DATA_HOME is invalid: its default replaces it.
+        let dirs = search_path(None, os("rel"), os("/home/u"), os("/s"));
+        assert_eq!(
+            dirs,
+            ["/home/u/.local/share/vss/models", "/s/vss/models"].map(PathBuf::from)
+        );
     }
 
     #[test]

@@ -6,17 +6,29 @@ use super::manifest::Scheme;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    /// `model=` named neither a folder, nor a manifest.json, nor a shipped bundle.
+    /// `model=` named neither a folder, nor a manifest.json, nor a bundle in the search path.
     #[error(
-        "no model bundle {spec:?}: not a folder or manifest.json, and no shipped bundle of that \
-         name (looked in {searched}; shipped: {shipped})",
+        "no model bundle {spec:?}: not a folder or manifest.json, and no bundle of that name in \
+         the model search path ($VSS_MODEL_PATH, then vss/models in the XDG data folders, where \
+         scripts/install.sh puts the shipped ones); looked in {searched}; bundles there: {found}",
         searched = display_paths(.searched),
-        shipped = if .shipped.is_empty() { "none".to_string() } else { .shipped.join(", ") }
+        found = if .found.is_empty() { "none".to_string() } else { .found.join(", ") }
     )]
     BundleNotFound {
         spec: String,
         searched: Vec<PathBuf>,
-        shipped: Vec<String>,
+        found: Vec<String>,
+    },
+
+    /// `model-instance-id` names an instance loaded with another bundle or device.
+    #[error(
+        "model-instance-id {id:?} is {has} in this process; this element asks for {wanted} \
+         (one id names one model: give this element another id)"
+    )]
+    InstanceMismatch {
+        id: String,
+        has: String,
+        wanted: String,
     },
 
     #[error("{}: no manifest.json in the bundle folder", .folder.display())]
@@ -28,12 +40,12 @@ pub enum ModelError {
         source: std::io::Error,
     },
 
-    /// The manifest is not JSON, or a field is missing or has the wrong type (serde's message
-    /// names the field and the line).
+    /// The manifest is not JSON, not a JSON object, or has a value the schema allows but the
+    /// reader cannot hold (serde's message names the line).
     #[error("{}: {message}", .path.display())]
     ManifestParse { path: PathBuf, message: String },
 
-    /// A field parsed but breaks the contract in models/README.md.
+    /// A field breaks a rule of models/manifest.schema.json.
     #[error("{}: field '{field}' {problem}", .path.display())]
     ManifestField {
         path: PathBuf,
@@ -60,7 +72,8 @@ pub enum ModelError {
         bundle: String,
         scheme: Scheme,
         method: &'static str,
-        why: &'static str,
+        /// Which schemes have it.
+        why: String,
     },
 
     #[error("bundle '{bundle}': {message}")]

@@ -19,20 +19,24 @@ mod bundle;
 mod device;
 mod error;
 pub mod executor;
+pub mod instances;
 mod manifest;
 mod postprocess;
 mod preprocess;
+mod schema;
+mod scheme;
 mod warp;
 
 pub use allocator::{MALLOC_TUNING_ENV, tune_malloc};
 pub use bundle::{
-    Bundle, DEFAULT_BUNDLE, MODELS_DIR_ENV, SHIPPED_DIR, WARMUP_PASSES, resolve as resolve_bundle,
+    Bundle, DATA_SUBDIR, DEFAULT_BUNDLE, MODEL_PATH_ENV, WARMUP_PASSES, bundle_dirs,
+    resolve as resolve_bundle,
 };
 pub use device::{load_cuda, parse_device, set_threads, threads};
 pub use error::ModelError;
 pub use manifest::{
-    ARSEG_METHODS, ClassInfo, FORMAT_VERSION, FeatureSpec, FileSpec, InputSpec, MANIFEST_FILE,
-    Manifest, MethodSpec, Scheme, TDNET_METHODS,
+    ClassInfo, FORMAT_VERSION, FeatureSpec, FileSpec, InputSpec, MANIFEST_FILE, Manifest,
+    MethodSpec, Scheme,
 };
 pub use postprocess::{class_map, class_map_bilinear, copy_u8, resize_nearest, to_vec_u8};
 pub use preprocess::{

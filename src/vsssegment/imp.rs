@@ -13,14 +13,18 @@ use once_cell::sync::Lazy;
 
 #[cfg(feature = "analytics-v1_26")]
 use super::analytics::AnalyticsLabels;
+use super::mode_type::ModeValue;
 use super::overlay::Palette;
 use crate::meta::{MotionMeta, Segmentation, SegmentationMeta};
+use crate::model::instances::{self, Membership};
 use crate::model::{
     Bundle, ClassInfo, DEFAULT_BUNDLE, FrameLayout, RawFrame, YuvColorimetry, YuvMatrix, YuvRange,
     parse_device, set_threads,
 };
 use crate::qos::{LatencyEstimate, QosConfig, QosLadder, QosReport};
-use crate::schedule::{DEFAULT_MOTION_THRESHOLD, DEFAULT_UNCOVERED_THRESHOLD, KeyframePolicy};
+use crate::schedule::{
+    DEFAULT_MOTION_THRESHOLD, DEFAULT_UNCOVERED_THRESHOLD, KeyframePolicy, frames_to_slot,
+};
 use crate::segmenter::{CodecMotion, FrameInput, Mode, Segmenter, SegmenterConfig};
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
@@ -35,13 +39,19 @@ const DEFAULT_DEVICE: &str = "cpu";
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_POLICY: Policy = Policy::Interval;
 const DEFAULT_INTERVAL: u32 = 12;
-const DEFAULT_MODE: SegmentMode = SegmentMode::Warp;
+const DEFAULT_MODE: Mode = Mode::Warp;
 const DEFAULT_LOWRES_SCALE: f64 = 0.5;
 const DEFAULT_OVERLAY: Overlay = Overlay::Auto;
 const DEFAULT_ALPHA: f64 = 0.5;
 const DEFAULT_STATS: bool = false;
 const DEFAULT_ASYNC: bool = false;
 const DEFAULT_QOS_DEGRADE: bool = true;
+
+/// The `mode` property's blurb, naming every mode.
+static MODE_BLURB: Lazy<String> = Lazy::new(|| {
+    let names: Vec<&str> = Mode::ALL.iter().map(|m| m.as_str()).collect();
+    format!("What runs on non-keyframes: {}", names.join(", "))
+});
 
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum)]
 #[repr(u32)]
@@ -59,46 +69,6 @@ pub enum Policy {
         nick = "adaptive"
     )]
     Adaptive = 2,
-}
-
-#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum)]
-#[repr(u32)]
-#[enum_type(name = "GstVssSegmentMode")]
-pub enum SegmentMode {
-    #[enum_value(name = "Full-resolution model on every frame", nick = "full")]
-    Full = 0,
-    #[enum_value(
-        name = "Model on a downscaled frame between keyframes",
-        nick = "lowres"
-    )]
-    LowRes = 1,
-    #[enum_value(
-        name = "AR-Seg: low-res branch + warped keyframe features (arseg bundles)",
-        nick = "fusion"
-    )]
-    Fusion = 2,
-    #[enum_value(
-        name = "Keyframe result warped along motion vectors; no network",
-        nick = "warp"
-    )]
-    Warp = 3,
-    #[enum_value(
-        name = "TDNet: one sub-network per frame, round robin, attending to the previous frame; no keyframes (tdnet bundles, e.g. camvid-tdnet)",
-        nick = "distributed"
-    )]
-    Distributed = 4,
-}
-
-impl From<SegmentMode> for Mode {
-    fn from(m: SegmentMode) -> Mode {
-        match m {
-            SegmentMode::Full => Mode::Full,
-            SegmentMode::LowRes => Mode::LowRes,
-            SegmentMode::Fusion => Mode::Fusion,
-            SegmentMode::Warp => Mode::Warp,
-            SegmentMode::Distributed => Mode::Distributed,
-        }
-    }
 }
 
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum)]
@@ -121,11 +91,12 @@ pub enum Overlay {
 #[derive(Debug, Clone)]
 struct Settings {
     model: String,
+    model_instance_id: Option<String>,
     device: String,
     threads: u32,
     policy: Policy,
     interval: u32,
-    mode: SegmentMode,
+    mode: Mode,
     lowres_scale: f64,
     overlay: Overlay,
     alpha: f64,
@@ -140,6 +111,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             model: DEFAULT_BUNDLE.to_string(),
+            model_instance_id: None,
             device: DEFAULT_DEVICE.to_string(),
             threads: DEFAULT_THREADS,
             policy: DEFAULT_POLICY,
@@ -195,32 +167,46 @@ impl Settings {
     }
 }
 
+/// What the streaming thread works with. Locked for a whole frame, inference included: only
+/// the streaming thread (frames, caps) and start/stop take it.
 struct State {
     segmenter: Segmenter,
+    /// The shared model this element uses (`model-instance-id`), and its slot there.
+    membership: Option<Membership>,
+    /// From the caps' frame rate; staggering keyframes needs it.
+    frame_duration: Option<std::time::Duration>,
     classes: Arc<[ClassInfo]>,
     model_name: Arc<str>,
     palette: Palette,
     info: Option<gst_video::VideoInfo>,
     layout: Option<FrameLayout>,
     colorimetry: YuvColorimetry,
-    /// Downstream accepts GstVideoOverlayCompositionMeta (allocation query).
-    downstream_overlay_meta: bool,
-    pending_reset: bool,
     frames: u64,
+    /// The standard analytics metas (GStreamer >= 1.26), and whether attaching them failed yet.
+    #[cfg(feature = "analytics-v1_26")]
+    analytics: (AnalyticsLabels, bool),
+}
+
+/// What events, queries and the streaming thread share. Locked only for a few field reads or
+/// writes, never across inference: a QoS event or a latency query never waits for a frame.
+struct Control {
+    /// Downstream takes GstVideoOverlayCompositionMeta: the overlay caps feature was
+    /// negotiated and its allocation query lists the meta.
+    downstream_overlay_meta: bool,
+    /// Flush, segment, gap, stream start or caps since the last frame.
+    pending_reset: bool,
     /// The processing time this element declares in the latency query: the slowest frame
     /// expected (a keyframe's inference, measured at start), raised when slower frames recur.
     latency: LatencyEstimate,
     /// QoS degradation: where on the ladder, and the clock its reports are timed on.
     qos: QosLadder,
     started: std::time::Instant,
-    /// The standard analytics metas (GStreamer >= 1.26), and whether attaching them failed yet.
-    #[cfg(feature = "analytics-v1_26")]
-    analytics: (AnalyticsLabels, bool),
 }
 
 #[derive(Default)]
 pub struct VssSegment {
     settings: Mutex<Settings>,
+    control: Mutex<Option<Control>>,
     state: Mutex<Option<State>>,
 }
 
@@ -237,8 +223,13 @@ impl ObjectImpl for VssSegment {
             vec![
                 glib::ParamSpecString::builder("model")
                     .nick("Model bundle")
-                    .blurb("Bundle folder, its manifest.json, or the name of a shipped bundle (camvid-espnet, camvid-cgnet, cityscapes-espnetv2)")
+                    .blurb("Bundle folder, its manifest.json, or a bundle name found in VSS_MODEL_PATH or ~/.local/share/vss/models (scripts/install.sh installs the shipped ones: camvid-espnet, camvid-cgnet, ...)")
                     .default_value(Some(DEFAULT_BUNDLE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("model-instance-id")
+                    .nick("Model instance id")
+                    .blurb("Elements of this process with the same id share one loaded model (same model and device): loaded once, freed with its last user, keyframes spread over the interval between them. Unset: a model of its own")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("device")
@@ -280,9 +271,9 @@ impl ObjectImpl for VssSegment {
                     .default_value(f64::from(DEFAULT_MOTION_THRESHOLD))
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
+                glib::ParamSpecEnum::builder_with_default("mode", ModeValue(DEFAULT_MODE))
                     .nick("Mode")
-                    .blurb("What runs on non-keyframes: full, lowres, fusion, warp or distributed")
+                    .blurb(&MODE_BLURB)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecDouble::builder("lowres-scale")
@@ -344,10 +335,16 @@ impl ObjectImpl for VssSegment {
                     .expect("type checked upstream")
                     .unwrap_or_else(|| DEFAULT_DEVICE.to_string())
             }
+            "model-instance-id" => {
+                s.model_instance_id = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|id| !id.is_empty())
+            }
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "keyframe-policy" => s.policy = value.get().expect("type checked upstream"),
             "keyframe-interval" => s.interval = value.get().expect("type checked upstream"),
-            "mode" => s.mode = value.get().expect("type checked upstream"),
+            "mode" => s.mode = value.get::<ModeValue>().expect("type checked upstream").0,
             "lowres-scale" => s.lowres_scale = value.get().expect("type checked upstream"),
             "overlay" => s.overlay = value.get().expect("type checked upstream"),
             "overlay-alpha" => s.alpha = value.get().expect("type checked upstream"),
@@ -367,10 +364,11 @@ impl ObjectImpl for VssSegment {
         match pspec.name() {
             "model" => s.model.to_value(),
             "device" => s.device.to_value(),
+            "model-instance-id" => s.model_instance_id.to_value(),
             "threads" => s.threads.to_value(),
             "keyframe-policy" => s.policy.to_value(),
             "keyframe-interval" => s.interval.to_value(),
-            "mode" => s.mode.to_value(),
+            "mode" => ModeValue(s.mode).to_value(),
             "lowres-scale" => s.lowres_scale.to_value(),
             "overlay" => s.overlay.to_value(),
             "overlay-alpha" => s.alpha.to_value(),
@@ -403,13 +401,17 @@ impl ElementImpl for VssSegment {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
+            let plain = gst_video::VideoCapsBuilder::new()
                 .format_list(
                     FrameLayout::ALL
                         .iter()
                         .filter_map(|l| gst_video::VideoFormat::from_string(l.name()).into()),
                 )
                 .build();
+            // The same formats with the overlay composition feature: downstream that renders
+            // the meta itself negotiates it (see `transform_caps`).
+            let mut caps = plain.clone();
+            caps.merge(with_overlay_feature(&plain));
             vec![
                 gst::PadTemplate::new(
                     "sink",
@@ -437,6 +439,61 @@ impl BaseTransformImpl for VssSegment {
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
+    /// The overlay composition feature is offered downstream first, as GStreamer's overlay
+    /// elements do: a sink that renders GstVideoOverlayCompositionMeta takes it and gets the
+    /// map as a meta; others get plain caps and (overlay=auto) the map blended. Upstream gets
+    /// the caps with and without the feature.
+    fn transform_caps(
+        &self,
+        direction: gst::PadDirection,
+        caps: &gst::Caps,
+        filter: Option<&gst::Caps>,
+    ) -> Option<gst::Caps> {
+        let out = match direction {
+            gst::PadDirection::Sink => {
+                let mut out = with_overlay_feature(caps);
+                out.merge(caps.clone());
+                out
+            }
+            _ => {
+                let mut out = without_overlay_feature(caps);
+                out.merge(caps.clone());
+                out
+            }
+        };
+        gst::trace!(CAT, imp = self, "{direction:?} {caps} -> {out}");
+        Some(match filter {
+            Some(f) => f.intersect_with_mode(&out, gst::CapsIntersectMode::First),
+            None => out,
+        })
+    }
+
+    /// Attach-or-blend: attach the overlay meta only when the negotiated caps carry the
+    /// overlay feature and downstream's allocation answer lists the meta.
+    fn decide_allocation(
+        &self,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        let (caps, _) = query.get();
+        let feature = caps.is_some_and(|c| {
+            c.features(0).is_some_and(|f| {
+                f.contains(gst_video::CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION)
+            })
+        });
+        let meta = query
+            .find_allocation_meta::<gst_video::VideoOverlayCompositionMeta>()
+            .is_some();
+        gst::debug!(
+            CAT,
+            imp = self,
+            "overlay feature negotiated: {feature}, meta in allocation: {meta}"
+        );
+        if let Some(control) = self.control.lock().unwrap().as_mut() {
+            control.downstream_overlay_meta = feature && meta;
+        }
+        self.parent_decide_allocation(query)
+    }
+
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         let device = parse_device(&settings.device).map_err(|e| {
@@ -448,15 +505,27 @@ impl BaseTransformImpl for VssSegment {
         if settings.threads > 0 {
             set_threads(settings.threads as usize);
         }
-        let bundle = Bundle::load(&settings.model, device)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))?;
+        let load = || Bundle::load(&settings.model, device);
+        let (bundle, membership) = match settings.model_instance_id.as_deref() {
+            Some(id) => {
+                let membership = instances::join(id, &settings.model, device, load)
+                    .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))?;
+                (membership.bundle().clone(), Some(membership))
+            }
+            None => (
+                Arc::new(
+                    load().map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))?,
+                ),
+                None,
+            ),
+        };
         let classes: Arc<[ClassInfo]> = Arc::from(bundle.manifest().classes.clone());
         let model_name: Arc<str> = Arc::from(bundle.name());
         let palette = Palette::new(&classes);
         #[cfg(feature = "analytics-v1_26")]
         let analytics = (AnalyticsLabels::new(&classes), false);
         let config = SegmenterConfig {
-            mode: settings.mode.into(),
+            mode: settings.mode,
             policy: settings.keyframe_policy(),
             lowres_scale: settings.lowres_scale,
             async_keyframes: settings.async_keyframes,
@@ -468,10 +537,17 @@ impl BaseTransformImpl for VssSegment {
         // Synchronous: a keyframe holds its frame for one inference. Asynchronous: no frame
         // waits for the model; the per-frame work (motion, warp, preprocessing the keyframe
         // input) is learnt from the first frames.
+        // A shared model may be busy with another stream's keyframe when this one's comes:
+        // one more inference of waiting (staggering keeps it to about one).
+        let waiting = if membership.is_some() {
+            keyframe_time
+        } else {
+            std::time::Duration::ZERO
+        };
         let latency = if settings.async_keyframes {
             keyframe_time / 4
         } else {
-            keyframe_time + keyframe_time / 4
+            keyframe_time + keyframe_time / 4 + waiting
         };
         gst::info!(
             CAT,
@@ -481,25 +557,30 @@ impl BaseTransformImpl for VssSegment {
         );
         *self.state.lock().unwrap() = Some(State {
             segmenter,
+            membership,
+            frame_duration: None,
             classes,
             model_name,
             palette,
             info: None,
             layout: None,
             colorimetry: YuvColorimetry::BT601,
-            downstream_overlay_meta: false,
-            pending_reset: true,
             frames: 0,
-            latency: LatencyEstimate::new(latency),
-            qos: QosLadder::new(settings.mode.into(), QosConfig::default()),
-            started: std::time::Instant::now(),
             #[cfg(feature = "analytics-v1_26")]
             analytics,
+        });
+        *self.control.lock().unwrap() = Some(Control {
+            downstream_overlay_meta: false,
+            pending_reset: true,
+            latency: LatencyEstimate::new(latency),
+            qos: QosLadder::new(settings.mode, QosConfig::default()),
+            started: std::time::Instant::now(),
         });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.control.lock().unwrap() = None;
         *self.state.lock().unwrap() = None;
         Ok(())
     }
@@ -512,9 +593,9 @@ impl BaseTransformImpl for VssSegment {
                 | EventView::Segment(_)
                 | EventView::Gap(_)
                 | EventView::StreamStart(_)
-        ) && let Some(state) = self.state.lock().unwrap().as_mut()
+        ) && let Some(control) = self.control.lock().unwrap().as_mut()
         {
-            state.pending_reset = true;
+            control.pending_reset = true;
         }
         self.parent_sink_event(event)
     }
@@ -536,11 +617,11 @@ impl BaseTransformImpl for VssSegment {
             && let gst::QueryViewMut::Latency(q) = query.view_mut()
         {
             let ours = self
-                .state
+                .control
                 .lock()
                 .unwrap()
                 .as_ref()
-                .map_or(gst::ClockTime::ZERO, |s| clock_time(s.latency.declared()));
+                .map_or(gst::ClockTime::ZERO, |c| clock_time(c.latency.declared()));
             let (live, min, max) = q.result();
             q.set(live, min + ours, max.map(|m| m + ours));
             gst::debug!(
@@ -578,7 +659,7 @@ impl VideoFilterImpl for VssSegment {
         &self,
         _incaps: &gst::Caps,
         in_info: &gst_video::VideoInfo,
-        outcaps: &gst::Caps,
+        _outcaps: &gst::Caps,
         _out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
         let layout: FrameLayout = in_info
@@ -587,12 +668,6 @@ impl VideoFilterImpl for VssSegment {
             .parse()
             .map_err(|e: String| gst::loggable_error!(CAT, "{}", e))?;
         let colorimetry = colorimetry_of(in_info);
-        // Attach-or-blend: ask downstream whether it renders overlay composition metas.
-        let mut query = gst::query::Allocation::new(Some(outcaps), false);
-        let downstream_overlay_meta = self.obj().src_pad().peer_query(&mut query)
-            && query
-                .find_allocation_meta::<gst_video::VideoOverlayCompositionMeta>()
-                .is_some();
         let mut guard = self.state.lock().unwrap();
         let state = guard
             .as_mut()
@@ -600,15 +675,18 @@ impl VideoFilterImpl for VssSegment {
         gst::debug!(
             CAT,
             imp = self,
-            "{layout:?} {}x{}, downstream overlay meta: {downstream_overlay_meta}",
+            "{layout:?} {}x{}",
             in_info.width(),
             in_info.height()
         );
         state.info = Some(in_info.clone());
+        state.frame_duration = frame_duration(in_info);
         state.layout = Some(layout);
         state.colorimetry = colorimetry;
-        state.downstream_overlay_meta = downstream_overlay_meta;
-        state.pending_reset = true;
+        drop(guard);
+        if let Some(control) = self.control.lock().unwrap().as_mut() {
+            control.pending_reset = true;
+        }
         Ok(())
     }
 }
@@ -616,21 +694,21 @@ impl VideoFilterImpl for VssSegment {
 impl VssSegment {
     /// One QoS report from downstream: maybe a step on the degradation ladder, announced.
     fn on_qos(&self, proportion: f64, late: bool) {
+        let policy = self.settings.lock().unwrap().keyframe_policy();
         let message = {
-            let mut guard = self.state.lock().unwrap();
-            let Some(state) = guard.as_mut() else {
+            let mut guard = self.control.lock().unwrap();
+            let Some(control) = guard.as_mut() else {
                 return;
             };
-            let at = state.started.elapsed();
-            let Some(level) = state.qos.observe(QosReport {
+            let at = control.started.elapsed();
+            let Some(level) = control.qos.observe(QosReport {
                 proportion,
                 late,
                 at,
             }) else {
                 return;
             };
-            let policy = self.settings.lock().unwrap().keyframe_policy();
-            let (mode, policy) = state.qos.apply(policy);
+            let (mode, policy) = control.qos.apply(policy);
             gst::info!(
                 CAT,
                 imp = self,
@@ -653,17 +731,27 @@ impl VssSegment {
 
     fn segment_buffer(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = self.settings.lock().unwrap().frame();
+        // The control fields this frame reads, taken without holding their lock for the frame.
+        let (mode, policy, reset, downstream_overlay_meta) = {
+            let mut guard = self.control.lock().unwrap();
+            let control = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            let (mode, policy) = control.qos.apply(settings.policy);
+            (
+                mode,
+                policy,
+                std::mem::take(&mut control.pending_reset),
+                control.downstream_overlay_meta,
+            )
+        };
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let layout = state.layout.ok_or(gst::FlowError::NotNegotiated)?;
-        let (mode, policy) = state.qos.apply(settings.policy);
         state.segmenter.set_policy(policy);
         if let Err(e) = state.segmenter.set_mode(mode) {
             gst::warning!(CAT, imp = self, "QoS: {e}");
         }
-        let reset = std::mem::take(&mut state.pending_reset)
-            || buf.flags().contains(gst::BufferFlags::DISCONT);
+        let reset = reset || buf.flags().contains(gst::BufferFlags::DISCONT);
 
         let result = {
             let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info)
@@ -713,16 +801,34 @@ impl VssSegment {
             }
         };
         state.frames += 1;
+        if let (Some(membership), Some(frame)) = (&state.membership, state.frame_duration) {
+            // After a keyframe of a shared model: the next at this stream's slot.
+            let (slot, members) = membership.slot();
+            if members > 1 {
+                let frames = frames_to_slot(
+                    membership.epoch().elapsed(),
+                    slot,
+                    members,
+                    policy.interval(),
+                    frame,
+                );
+                state.segmenter.next_keyframe_in(frames);
+            }
+        }
         // With async keyframes only the first frame after a reset waits for the model: it
         // may arrive late rather than every frame being held back for it.
         let waits_for_model = settings.async_keyframes && result.keyframe;
-        if !waits_for_model && let Some(raised) = state.latency.observe(result.compute_time) {
-            gst::debug!(
-                CAT,
-                imp = self,
-                "latency raised to {}",
-                clock_time(raised)
-            );
+        let raised = if waits_for_model {
+            None
+        } else {
+            self.control
+                .lock()
+                .unwrap()
+                .as_mut()
+                .and_then(|c| c.latency.observe(result.compute_time))
+        };
+        if let Some(raised) = raised {
+            gst::debug!(CAT, imp = self, "latency raised to {}", clock_time(raised));
             let _ = self
                 .obj()
                 .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
@@ -743,7 +849,7 @@ impl VssSegment {
             Overlay::None => None,
             Overlay::Meta => Some(true),
             Overlay::Blend => Some(false),
-            Overlay::Auto => Some(state.downstream_overlay_meta),
+            Overlay::Auto => Some(downstream_overlay_meta),
         };
         if let Some(attach) = attach {
             let composition = state
@@ -852,4 +958,47 @@ fn colorimetry_of(info: &gst_video::VideoInfo) -> YuvColorimetry {
 
 fn clock_time(d: std::time::Duration) -> gst::ClockTime {
     gst::ClockTime::from_nseconds(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// `caps` with the overlay composition feature added to every structure that has a concrete
+/// feature set.
+fn with_overlay_feature(caps: &gst::Caps) -> gst::Caps {
+    let mut out = gst::Caps::new_empty();
+    {
+        let out = out.get_mut().expect("new caps");
+        for (s, f) in caps.iter_with_features() {
+            if f.is_any() || f.contains(gst_video::CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION)
+            {
+                continue;
+            }
+            let mut features = f.to_owned();
+            features.add(gst_video::CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION);
+            out.append_structure_full(s.to_owned(), Some(features));
+        }
+    }
+    out
+}
+
+/// `caps` with the overlay composition feature removed (system memory where nothing is left).
+fn without_overlay_feature(caps: &gst::Caps) -> gst::Caps {
+    let mut out = gst::Caps::new_empty();
+    for (s, f) in caps.iter_with_features() {
+        let mut features = f.to_owned();
+        if !f.is_any() {
+            features.remove(gst_video::CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION);
+            if features.is_empty() {
+                features = gst::CapsFeatures::new([gst::CAPS_FEATURE_MEMORY_SYSTEM_MEMORY]);
+            }
+        }
+        out.merge_structure_full(s.to_owned(), Some(features));
+    }
+    out
+}
+
+/// One frame's duration from the caps' frame rate; None for variable or unknown rates.
+fn frame_duration(info: &gst_video::VideoInfo) -> Option<std::time::Duration> {
+    let fps = info.fps();
+    (fps.numer() > 0 && fps.denom() > 0).then(|| {
+        std::time::Duration::from_secs_f64(f64::from(fps.denom()) / f64::from(fps.numer()))
+    })
 }

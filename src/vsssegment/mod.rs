@@ -17,9 +17,11 @@ use gst::prelude::*;
 #[cfg(feature = "analytics-v1_26")]
 mod analytics;
 mod imp;
+mod mode_type;
 mod overlay;
 
-pub use imp::{Overlay, Policy, SegmentMode};
+pub use imp::{Overlay, Policy};
+pub use mode_type::ModeValue;
 
 glib::wrapper! {
     pub struct VssSegment(ObjectSubclass<imp::VssSegment>)

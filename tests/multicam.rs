@@ -1,0 +1,223 @@
+//! Many streams on one model: elements with the same `model-instance-id` load the bundle once
+//! and free it with the last of them, spread their keyframes over the interval, and a stream
+//! that cannot keep up does not make another drop frames.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use gst::prelude::*;
+use gstvss::model::instances;
+
+/// A paused pipeline with a vsssegment (started: its model loaded); stopped when dropped.
+struct Started(gst::Element);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}
+
+fn started(properties: &str) -> Result<Started, String> {
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc ! video/x-raw,format=I420,width=320,height=240 \
+         ! vsssegment {properties} ! fakesink"
+    ))
+    .expect("pipeline");
+    let result = pipeline.set_state(gst::State::Paused);
+    let error = pipeline
+        .bus()
+        .expect("bus")
+        .pop_filtered(&[gst::MessageType::Error]);
+    let pipeline = Started(pipeline);
+    match (result, error.as_ref().map(|m| m.view())) {
+        (Ok(_), None) => Ok(pipeline),
+        (_, Some(gst::MessageView::Error(e))) => {
+            Err(format!("{} | {}", e.error(), e.debug().unwrap_or_default()))
+        }
+        _ => Err("failed without an error message".into()),
+    }
+}
+
+#[test]
+fn one_model_instance_id_loads_the_bundle_once_and_frees_it_with_its_last_user() {
+    init();
+    let a1 = started("model-instance-id=share-a").expect("a1");
+    let a2 = started("model-instance-id=share-a").expect("a2");
+    let b = started("model-instance-id=share-b").expect("b");
+    assert_eq!(
+        (instances::loads("share-a"), instances::loads("share-b")),
+        (1, 1),
+        "one load per id"
+    );
+    let live = instances::live();
+    assert!(live.contains(&("share-a".into(), 2)), "{live:?}");
+    assert!(live.contains(&("share-b".into(), 1)), "{live:?}");
+
+    let err = started("model-instance-id=share-a model=camvid-cgnet")
+        .err()
+        .expect("another model under the same id fails at start");
+    assert!(
+        err.contains("share-a") && err.contains("camvid-cgnet"),
+        "{err}"
+    );
+
+    drop(a1);
+    assert!(instances::live().contains(&("share-a".into(), 1)));
+    drop((a2, b));
+    let live = instances::live();
+    assert!(
+        !live
+            .iter()
+            .any(|(id, _)| id == "share-a" || id == "share-b"),
+        "freed with their last users: {live:?}"
+    );
+}
+
+/// Wall-clock instants of each pipeline's keyframes, from their stats messages as posted.
+type Keyframes = Arc<Mutex<Vec<(usize, Instant)>>>;
+
+fn live_stream(n: usize, properties: &str, keyframes: &Keyframes) -> gst::Element {
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc is-live=true pattern=ball \
+         ! video/x-raw,format=I420,width=320,height=240,framerate=15/1 \
+         ! vsssegment stats=true overlay=none {properties} ! fakesink sync=true"
+    ))
+    .expect("pipeline");
+    let keyframes = keyframes.clone();
+    pipeline
+        .bus()
+        .expect("bus")
+        .set_sync_handler(move |_, msg| {
+            if let Some(s) = msg.structure().filter(|s| s.name() == "vss-segment")
+                && s.get::<bool>("keyframe").unwrap_or(false)
+            {
+                keyframes.lock().unwrap().push((n, Instant::now()));
+            }
+            gst::BusSyncReply::Drop
+        });
+    pipeline
+}
+
+/// The timing checks, one after the other: run side by side, each would load the CPU the other
+/// measures.
+#[test]
+fn shared_streams_spread_their_keyframes_and_a_slow_one_holds_up_no_other() {
+    init();
+    streams_sharing_a_model_spread_their_keyframes_over_the_interval();
+    a_stream_that_cannot_keep_up_does_not_make_another_drop_frames();
+}
+
+fn streams_sharing_a_model_spread_their_keyframes_over_the_interval() {
+    const STREAMS: usize = 4;
+    let keyframes: Keyframes = Arc::default();
+    let pipelines: Vec<gst::Element> = (0..STREAMS)
+        .map(|n| {
+            live_stream(
+                n,
+                "model-instance-id=stagger keyframe-interval=12",
+                &keyframes,
+            )
+        })
+        .collect();
+    for p in &pipelines {
+        p.set_state(gst::State::Playing).expect("PLAYING");
+    }
+    let start = Instant::now();
+    // 12 frames at 15 fps = 0.8 s: the first keyframes coincide (every stream needs one), the
+    // next land at each stream's slot, 0.2 s apart.
+    std::thread::sleep(Duration::from_millis(4500));
+    for p in &pipelines {
+        p.set_state(gst::State::Null).expect("NULL");
+    }
+    let mut later: Vec<(usize, Instant)> = keyframes
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .filter(|(_, t)| t.duration_since(start) > Duration::from_millis(1500))
+        .collect();
+    later.sort_by_key(|(_, t)| *t);
+    let streams: std::collections::BTreeSet<usize> = later.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        streams.len(),
+        STREAMS,
+        "every stream had keyframes: {later:?}"
+    );
+    for pair in later.windows(2) {
+        let ((a, ta), (b, tb)) = (pair[0], pair[1]);
+        let gap = tb.duration_since(ta);
+        assert!(
+            a == b || gap >= Duration::from_millis(60),
+            "streams {a} and {b} had keyframes {gap:?} apart (slots are 200 ms apart)"
+        );
+    }
+}
+
+/// The rendered and dropped counts of a sink's `stats`.
+fn sink_counts(pipeline: &gst::Element) -> (u64, u64) {
+    let sink = pipeline
+        .downcast_ref::<gst::Bin>()
+        .expect("bin")
+        .by_name("sink")
+        .expect("sink");
+    let stats = sink.property::<gst::Structure>("stats");
+    (
+        stats.get::<u64>("rendered").expect("rendered"),
+        stats.get::<u64>("dropped").expect("dropped"),
+    )
+}
+
+fn a_stream_that_cannot_keep_up_does_not_make_another_drop_frames() {
+    // A: the full model on 100 frames a second, which no CPU here keeps up with, with QoS
+    // degradation off so that it stays overloaded; B: a live camera's setting (warp, keyframes
+    // in the background) at 15 fps, sharing A's model and its one inference queue.
+    let starved = gst::parse::launch(
+        "videotestsrc is-live=true pattern=ball \
+         ! video/x-raw,format=I420,width=320,height=240,framerate=100/1 \
+         ! vsssegment model-instance-id=isolation mode=full qos-degrade=false overlay=none \
+         ! fakesink name=sink sync=true qos=true max-lateness=20000000",
+    )
+    .expect("pipeline");
+    let steady = gst::parse::launch(
+        "videotestsrc is-live=true pattern=ball \
+         ! video/x-raw,format=I420,width=320,height=240,framerate=15/1 \
+         ! vsssegment model-instance-id=isolation mode=warp async-keyframes=true overlay=none \
+         ! fakesink name=sink sync=true qos=true max-lateness=20000000",
+    )
+    .expect("pipeline");
+    starved.set_state(gst::State::Playing).expect("PLAYING");
+    steady.set_state(gst::State::Playing).expect("PLAYING");
+    // Measured from B's first frame on (it starts behind A: the shared load, A's queue).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sink_counts(&steady).0 == 0 {
+        assert!(Instant::now() < deadline, "the steady stream never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (rendered0, dropped0) = sink_counts(&steady);
+    let (starved_rendered0, starved_dropped0) = sink_counts(&starved);
+    std::thread::sleep(Duration::from_secs(5));
+    let (starved_rendered, starved_dropped) = sink_counts(&starved);
+    let (rendered, dropped) = sink_counts(&steady);
+    let (starved_rendered, starved_dropped) = (
+        starved_rendered - starved_rendered0,
+        starved_dropped - starved_dropped0,
+    );
+    let (rendered, dropped) = (rendered - rendered0, dropped - dropped0);
+    starved.set_state(gst::State::Null).expect("NULL");
+    steady.set_state(gst::State::Null).expect("NULL");
+    assert!(
+        starved_dropped > 0,
+        "the overloaded stream was meant to fall behind (rendered {starved_rendered})"
+    );
+    assert!(
+        rendered >= 70,
+        "the steady stream rendered {rendered} frames in 6 s"
+    );
+    assert_eq!(
+        dropped, 0,
+        "the steady stream dropped frames (rendered {rendered}; the overloaded one rendered {starved_rendered}, dropped {starved_dropped})"
+    );
+}
