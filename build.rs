@@ -18,12 +18,4 @@ fn main() {
         // their own rpaths ($ORIGIN-relative) find them once libtorch_cuda.so is found.
         println!("cargo:rustc-env=VSS_LIBTORCH_DIR={dir}");
     }
-
-    // ffmpeg-sys-next (`links = "ffmpeg"`) tells the crates that depend on it directly which
-    // FFmpeg it found; src/codec tags packets through the API that version has.
-    println!("cargo:rustc-check-cfg=cfg(ffmpeg_6_0)");
-    println!("cargo:rerun-if-env-changed=DEP_FFMPEG_FFMPEG_6_0");
-    if std::env::var("DEP_FFMPEG_FFMPEG_6_0").as_deref() == Ok("true") {
-        println!("cargo:rustc-cfg=ffmpeg_6_0");
-    }
 }

@@ -65,15 +65,15 @@ install_venv() {
 build() {
   export LIBTORCH_USE_PYTORCH=1
   export PATH="$ROOT/.venv/bin:$PATH"
-  log "building the plugin (cargo build --release)"
-  cargo build --release --all-targets --quiet
+  log "building the plugins (cargo build --release --workspace)"
+  cargo build --release --workspace --all-targets --quiet
 }
 
 install_apt
 install_venv
 if [ "${VSS_SETUP_NO_BUILD:-0}" != 1 ]; then build; fi
-# Let GStreamer find the freshly built plugin, and the plugin the checkout's bundles by name
-# (scripts/install.sh installs both for use without the checkout).
+# Let GStreamer find the freshly built plugins (libgstvss.so, libgstvsscodec.so), and the plugin
+# the checkout's bundles by name (scripts/install.sh installs both for use without the checkout).
 export GST_PLUGIN_PATH="$ROOT/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 export VSS_MODEL_PATH="$ROOT/models/bundles${VSS_MODEL_PATH:+:$VSS_MODEL_PATH}"
 export LIBTORCH_USE_PYTORCH=1

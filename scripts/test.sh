@@ -9,7 +9,7 @@ cd "$ROOT"
 unset GST_PLUGIN_PATH
 
 echo "== cargo test =="
-cargo test --release --all-targets
+cargo test --release --workspace --all-targets
 echo "== analytics-v1_26: compile check only (GStreamer >= 1.26 API, not run here) =="
 bash scripts/check-analytics.sh
 echo "== pytest models/tests =="

@@ -1,34 +1,36 @@
 //! vss: video semantic segmentation for GStreamer that runs the expensive model on keyframes and
 //! carries its result to the other frames along the motion vectors the codec already computed.
 //!
-//! Elements: `vssdec` (libavcodec decoder exporting motion vectors as [`meta::MotionMeta`]),
-//! `vsssegment` (segmentation, attaching [`meta::SegmentationMeta`] and an overlay) and
-//! `vssmask` (the segmentation as mask video, for applications that read pixels).
+//! Elements: `vsssegment` (segmentation, attaching [`meta::SegmentationMeta`] and an overlay) and
+//! `vssmask` (the segmentation as mask video, for applications that read pixels) in this crate's
+//! plugin `vss`; `vssdec` (libavcodec decoder exporting motion vectors as [`meta::MotionMeta`])
+//! in the plugin `vsscodec` (crate `gst-plugin-vsscodec`), which links no libtorch. Its modules
+//! are re-exported here under their old paths.
 
 use gst::glib;
 
-pub mod codec;
+pub use gstvsscodec::{codec, vssdec};
 pub mod meta;
 pub mod model;
 pub mod motion;
 pub mod qos;
 pub mod schedule;
 pub mod segmenter;
-pub mod vssdec;
 pub mod vssmask;
 pub mod vsssegment;
 
-/// Registers the plugin's elements in this process unless GStreamer already found the plugin on
-/// its path, for applications and tests that link the crate.
+/// Registers the elements of both plugins (`vsscodec` and `vss`) in this process, each unless
+/// GStreamer already found its plugin on its path, for applications and tests that link the
+/// crate.
 pub fn ensure_registered() -> Result<(), glib::BoolError> {
-    if gst::ElementFactory::find("vssdec").is_some() {
+    gstvsscodec::ensure_registered()?;
+    if gst::ElementFactory::find("vsssegment").is_some() {
         return Ok(());
     }
     plugin_register_static()
 }
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    vssdec::register(plugin)?;
     vsssegment::register(plugin)?;
     vssmask::register(plugin)?;
     Ok(())

@@ -27,7 +27,8 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// `target/<profile>`, which holds libgstvss.so next to this test's `deps/`.
+/// `target/<profile>`, which holds both plugins (libgstvss.so, libgstvsscodec.so) next to this
+/// test's `deps/`.
 fn plugin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe
@@ -35,11 +36,13 @@ fn plugin_dir() -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>")
         .to_path_buf();
-    assert!(
-        dir.join("libgstvss.so").exists(),
-        "{} has no libgstvss.so (cargo build --release builds it)",
-        dir.display()
-    );
+    for plugin in ["libgstvss.so", "libgstvsscodec.so"] {
+        assert!(
+            dir.join(plugin).exists(),
+            "{} has no {plugin} (cargo build --release --workspace builds it)",
+            dir.display()
+        );
+    }
     dir
 }
 

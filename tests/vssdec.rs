@@ -1,6 +1,6 @@
 //! vssdec: vectors equal an independent reader's, timestamps and pixels equal avdec_*'s, and
 //! bad input, B-frames and seeks behave; every format it outputs (4:2:0, 4:2:2, 4:4:4, 8 and
-//! 10 bit, full range) goes through vsssegment with its colorimetry.
+//! 10 bit, full range) goes through vsssegment with its colorimetry; its plugin links no libtorch.
 
 mod common;
 
@@ -831,5 +831,63 @@ fn shared_planes_equal_the_copies_and_are_not_written_through() {
     assert_eq!(
         scribbled, copied,
         "a write downstream reached the decoder's references"
+
+/// `readelf -d` of a plugin in `target/<profile>` (next to this test's `deps/`): its DT_NEEDED
+/// libraries and its DT_RPATH/DT_RUNPATH entries.
+fn dynamic_section(file: &str) -> (Vec<String>, Vec<String>) {
+    let exe = std::env::current_exe().expect("current_exe");
+    let so = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .join(file);
+    assert!(
+        so.exists(),
+        "{} is missing (cargo build --release --workspace builds it)",
+        so.display()
+    );
+    let out = Command::new("readelf")
+        .args(["-d", "--wide"])
+        .arg(&so)
+        .output()
+        .unwrap_or_else(|e| panic!("running readelf on {}: {e}", so.display()));
+    assert!(out.status.success(), "readelf -d {} failed", so.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    // e.g. ` 0x...01 (NEEDED)  Shared library: [libavcodec.so.59]`
+    let bracketed = |tags: &[&str]| -> Vec<String> {
+        text.lines()
+            .filter(|l| tags.iter().any(|t| l.contains(t)))
+            .filter_map(|l| Some(l.split_once('[')?.1.split_once(']')?.0.to_string()))
+            .collect()
+    };
+    (
+        bracketed(&["(NEEDED)"]),
+        bracketed(&["(RPATH)", "(RUNPATH)"]),
+    )
+}
+
+/// A decode-only pipeline (or `gst-inspect-1.0 vssdec`) must not load libtorch: it costs
+/// ~0.25 s and ~90 MB at start. libgstvss.so, which does link it, shows the check finds it.
+#[test]
+fn decoder_plugin_links_no_libtorch() {
+    let is_torch = |lib: &String| lib.contains("torch") || lib.starts_with("libc10");
+    let (needed, rpaths) = dynamic_section("libgstvsscodec.so");
+    assert!(
+        needed.iter().any(|l| l.starts_with("libavcodec")),
+        "libgstvsscodec.so needs no libavcodec? {needed:?}"
+    );
+    assert!(
+        !needed.iter().any(is_torch),
+        "libgstvsscodec.so links libtorch: {needed:?}"
+    );
+    assert!(
+        !rpaths.iter().any(|p| p.contains("torch")),
+        "libgstvsscodec.so has a torch rpath: {rpaths:?}"
+    );
+    let (needed, _) = dynamic_section("libgstvss.so");
+    assert!(
+        needed.iter().any(is_torch),
+        "libgstvss.so's dynamic section shows no libtorch, so the check above proves nothing: \
+         {needed:?}"
     );
 }

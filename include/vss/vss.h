@@ -18,8 +18,9 @@
  *     before the frame is pushed downstream: provenance (keyframe, branch, ...) and class
  *     shares. Its fields are the VSS_SEGMENT_FIELD_* below, each with its GType.
  *
- * Header-only: it needs gstreamer-1.0 and nothing from vss at link time; the plugin is found
- * through GST_PLUGIN_PATH (the folder holding libgstvss.so). Example: examples/c/shares.c.
+ * Header-only: it needs gstreamer-1.0 and nothing from vss at link time; the plugins are found
+ * through GST_PLUGIN_PATH (the folder holding libgstvss.so, with vsssegment and vssmask, and
+ * libgstvsscodec.so, with vssdec). Example: examples/c/shares.c.
  */
 #ifndef VSS_VSS_H
 #define VSS_VSS_H

@@ -1,8 +1,6 @@
 //! The metas applications read: codec motion vectors (vssdec) and segmentation (vsssegment).
 
-mod motion;
 mod segmentation;
-mod stored;
 
-pub use motion::{MotionInfo, MotionMeta};
+pub use gstvsscodec::meta::{MotionInfo, MotionMeta};
 pub use segmentation::{Branch, Segmentation, SegmentationMeta};

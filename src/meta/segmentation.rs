@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
+use gstvsscodec::meta::stored::{self, MetaInfoPtr, RawMeta, StoredMeta};
 
-use super::stored::{self, MetaInfoPtr, RawMeta, StoredMeta};
 use crate::model::ClassInfo;
 
 /// Which branch of the segmenter produced a class map: the full model ([`Branch::Full`], on
@@ -106,7 +106,7 @@ impl SegmentationMeta {
     }
 
     pub fn segmentation(&self) -> &Segmentation {
-        &self.0.value
+        self.0.value()
     }
 }
 

@@ -2,7 +2,8 @@
 
 pub mod estimate;
 pub mod field;
-pub mod vector;
+/// The codec's vectors as plain types, defined beside the decoder in `gst-plugin-vsscodec`.
+pub use gstvsscodec::motion as vector;
 
 pub use estimate::{EstimateError, EstimatorConfig, LumaPlane, MotionEstimator};
 pub use field::{

@@ -33,8 +33,16 @@ pub struct RawMeta<T> {
     pub(crate) value: T,
 }
 
-/// The API type, registered once. The plugin can sit in a process twice (loaded from
-/// GST_PLUGIN_PATH and linked into an application): the second copy reuses the first's types.
+impl<T> RawMeta<T> {
+    /// The value this meta carries.
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+}
+
+/// The API type, registered once. This code can sit in a process several times (libgstvsscodec.so
+/// and libgstvss.so, which links it too, loaded from GST_PLUGIN_PATH, and an application linking
+/// the crates): every copy after the first reuses the first's types, found by name.
 pub fn api_type<T: StoredMeta>() -> glib::Type {
     *T::api_cell().get_or_init(|| {
         if let Some(t) = glib::Type::from_name(T::API_NAME.to_str().unwrap_or_default()) {
