@@ -13,7 +13,8 @@ mod common;
 
 use anyhow::Result;
 use clap::Parser;
-use common::decode::{decode_once, median, scaled_clip};
+use common::decode::{decode_once, scaled_clip};
+use common::helpers::median;
 
 #[derive(Parser)]
 #[command(about = "Decode throughput: vssdec vs avdec_h264")]

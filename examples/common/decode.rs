@@ -91,13 +91,3 @@ pub fn scaled_clip(width: u32, height: u32) -> Result<PathBuf> {
     std::fs::rename(&tmp, &out).with_context(|| format!("renaming {}", tmp.display()))?;
     Ok(out)
 }
-
-/// The middle value (upper middle for an even count); NaN for none.
-pub fn median(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[s.len() / 2]
-}
