@@ -16,7 +16,8 @@ mod common;
 
 use anyhow::Result;
 use clap::Parser;
-use common::decode::{decode_into, high_profile_bframes_clip, median, shipped_clip};
+use common::decode::{decode_into, high_profile_bframes_clip, shipped_clip};
+use common::helpers::median;
 
 #[derive(Parser)]
 #[command(about = "Decode throughput: vssdec vs avdec_h264")]

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 
 mod common;
 
+use common::helpers::median;
 use common::speed::{PipelineRun, bare_forward_scaled, decode_all, run_element, run_pipeline};
 use common::stats::summary;
 
@@ -202,17 +203,6 @@ fn record(
     round.insert(name.to_owned(), (run.fps(), summary(&run.latencies_ms).0));
     if best.get(name).is_none_or(|b| run.wall < b.wall) {
         best.insert(name.to_owned(), run);
-    }
-}
-
-/// The middle value (the mean of the middle two for an even count); NaN for none.
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 

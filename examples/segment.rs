@@ -26,6 +26,10 @@ use gstvss::meta::{Segmentation, SegmentationMeta};
 use gstvss::model::{DEFAULT_BUNDLE, copy_u8, resize_nearest};
 use indicatif::{ProgressBar, ProgressStyle};
 
+#[path = "../tests/support/helpers.rs"]
+mod helpers;
+use helpers::{bus_error, describe_message};
+
 #[derive(Parser)]
 #[command(
     about = "Semantic segmentation of a video with vsssegment: overlay video, class-id masks, \
@@ -384,9 +388,11 @@ fn play(args: &Args, pipeline: &gst::Pipeline, bar: &ProgressBar) -> Result<Timi
         };
         match msg.view() {
             gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(_) => bail!("{}: {}", args.input.display(), describe(&msg)),
+            gst::MessageView::Error(_) => {
+                bail!("{}: {}", args.input.display(), describe_message(&msg))
+            }
             gst::MessageView::Warning(_) => {
-                bar.suspend(|| eprintln!("warning: {}", describe(&msg)))
+                bar.suspend(|| eprintln!("warning: {}", describe_message(&msg)))
             }
             _ => {}
         }
@@ -395,29 +401,6 @@ fn play(args: &Args, pipeline: &gst::Pipeline, bar: &ProgressBar) -> Result<Timi
         load,
         wall: start.elapsed() - load,
     })
-}
-
-/// The first error waiting on the bus, described.
-fn bus_error(bus: &gst::Bus) -> Option<String> {
-    bus.pop_filtered(&[gst::MessageType::Error])
-        .map(|m| describe(&m))
-}
-
-/// "element: message (debug)" for an error or warning message.
-fn describe(msg: &gst::Message) -> String {
-    let src = msg
-        .src()
-        .map(|s| s.path_string().to_string())
-        .unwrap_or_default();
-    let (text, debug) = match msg.view() {
-        gst::MessageView::Error(e) => (e.error().to_string(), e.debug()),
-        gst::MessageView::Warning(w) => (w.error().to_string(), w.debug()),
-        _ => return format!("{msg:?}"),
-    };
-    match debug {
-        Some(d) => format!("{src}: {text}\n  {d}"),
-        None => format!("{src}: {text}"),
-    }
 }
 
 fn print_summary(args: &Args, tally: &Tally, timing: &Timing, masks: Option<u64>) {

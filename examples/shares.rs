@@ -17,6 +17,10 @@ use gst::prelude::*;
 use gstvss::meta::SegmentationMeta;
 use gstvss::model::DEFAULT_BUNDLE;
 
+#[path = "../tests/support/helpers.rs"]
+mod helpers;
+use helpers::bus_error;
+
 #[derive(Parser)]
 #[command(about = "Per-frame class shares from vsssegment's segmentation meta")]
 struct Args {
@@ -92,15 +96,4 @@ fn print_shares(pipeline: &gst::Pipeline, sink: &gst_app::AppSink) -> Result<()>
     }
     out.flush()?;
     Ok(())
-}
-
-fn bus_error(bus: &gst::Bus) -> Option<String> {
-    let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
-    match msg.view() {
-        gst::MessageView::Error(e) => Some(match e.debug() {
-            Some(d) => format!("{} ({d})", e.error()),
-            None => e.error().to_string(),
-        }),
-        _ => None,
-    }
 }

@@ -12,8 +12,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::*;
 use gst::prelude::*;
 use gst_video::prelude::*;
@@ -144,32 +142,9 @@ fn packed(sample: &gst::Sample) -> (u32, u32, Vec<u8>) {
     (info.width(), info.height(), pixels)
 }
 
-fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let sum: u64 = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| u64::from(x.abs_diff(y)))
-        .sum();
-    sum as f64 / a.len() as f64
-}
-
-fn scratch_dir(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join("test-scratch")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
 #[test]
 fn overlay_mp4_recipe_writes_the_blended_clip() {
-    let dir = scratch_dir("cookbook-overlay-mp4");
+    let dir = scratch("cookbook-overlay-mp4");
     let out = dir.join("overlay.mp4");
     let description = adapt(
         &on_clip(&recipe("overlay-mp4")),
@@ -240,7 +215,7 @@ fn rtsp_recipe_segments_every_frame() {
 
 #[test]
 fn mask_png_recipe_writes_the_class_maps() {
-    let dir = scratch_dir("cookbook-mask-png");
+    let dir = scratch("cookbook-mask-png");
     let pattern = dir.join("mask-%05d.png");
     let description = adapt(
         &on_clip(&recipe("mask-png")),

@@ -23,37 +23,6 @@ fn clip() -> PathBuf {
     root().join("examples/data/highway_dashcam_960x540.mp4")
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// `target/<profile>`, which holds both plugins (libgstvss.so, libgstvsscodec.so) next to this
-/// test's `deps/`.
-fn plugin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf();
-    for plugin in ["libgstvss.so", "libgstvsscodec.so"] {
-        assert!(
-            dir.join(plugin).exists(),
-            "{} has no {plugin} (cargo build --release --workspace builds it)",
-            dir.display()
-        );
-    }
-    dir
-}
-
-/// A scratch folder beside this build's outputs, emptied first.
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = plugin_dir().join("test-scratch").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("creating scratch dir");
-    dir
-}
-
 /// A tool the test needs: in CI its absence fails the test; elsewhere the test says why it
 /// skips.
 fn require(tool: &str, available: bool, hint: &str) -> bool {
@@ -266,7 +235,7 @@ fn python_example_prints_what_the_meta_says() {
     ) {
         return;
     }
-    let scratch = scratch_dir("embedding-python");
+    let scratch = scratch("embedding-python");
     let stdout = run_example(
         Command::new(python)
             .arg(root().join("examples/python/shares.py"))
@@ -296,7 +265,7 @@ fn c_example_builds_and_prints_what_the_meta_says() {
         String::from_utf8_lossy(&flags.stderr)
     );
     let flags = String::from_utf8(flags.stdout).expect("utf-8 flags");
-    let scratch = scratch_dir("embedding-c");
+    let scratch = scratch("embedding-c");
     let program = scratch.join("shares");
     let out = Command::new("cc")
         .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-I"])

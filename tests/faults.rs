@@ -46,10 +46,6 @@ fn client(url: &str) -> String {
     )
 }
 
-fn ms(t: gst::ClockTime) -> f64 {
-    t.nseconds() as f64 / 1e6
-}
-
 /// Every frame carries a SegmentationMeta and vssdec's MotionMeta.
 fn assert_metas(case: &str, frames: &[Received]) {
     for (i, f) in frames.iter().enumerate() {

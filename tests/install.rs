@@ -12,32 +12,15 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::root;
+use common::{plugin_dir, root};
 
 const CLIP: &str = "examples/data/highway_dashcam_960x540.mp4";
 
-/// `target/<profile>`, which holds the libgstvss*.so this test's build made.
-fn build_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf();
-    assert!(
-        dir.join("libgstvss.so").exists(),
-        "{} has no libgstvss.so (cargo build --release builds it)",
-        dir.display()
-    );
-    dir
-}
-
 /// A scratch folder outside the checkout (the "any folder" users run from), emptied first.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vss-test-install-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("creating scratch dir");
-    dir
+    common::fresh_dir(
+        std::env::temp_dir().join(format!("vss-test-install-{}-{name}", std::process::id())),
+    )
 }
 
 /// The user's per-user folders, redirected into `scratch`.
@@ -86,7 +69,7 @@ impl Home {
             .arg(root().join("scripts/install.sh"))
             .args(args)
             .env("VSS_SETUP_NO_BUILD", "1")
-            .env("VSS_BUILD_DIR", build_dir())
+            .env("VSS_BUILD_DIR", plugin_dir())
             .output()
             .expect("running scripts/install.sh");
         let (status, text) = described(&out);
@@ -166,7 +149,7 @@ fn installed_plugin_runs_without_the_checkout_paths() {
     // Twice: the install is idempotent.
     home.install(&[]);
 
-    let built: Vec<String> = file_names(&build_dir())
+    let built: Vec<String> = file_names(&plugin_dir())
         .into_iter()
         .filter(|n| n.starts_with("libgstvss") && n.ends_with(".so"))
         .collect();

@@ -16,6 +16,8 @@ use gstvss::model::{
 use gstvss::motion::{MotionField, MotionVector};
 use tch::{Device, Kind, Tensor};
 
+use common::{agreement, mean_abs_diff};
+
 const SHIPPED: [&str; 3] = ["camvid-espnet", "camvid-cgnet", "cityscapes-espnetv2"];
 const CAMVID_FRAME: &str = "camvid/test/0001TP_008550.png";
 
@@ -82,20 +84,6 @@ fn packed_rgb_frame(rgb: &[u8], width: usize, height: usize) -> Tensor {
     Tensor::from_slice(rgb)
         .view([1, height as i64, width as i64, 3])
         .permute([0, 3, 1, 2])
-}
-
-fn agreement(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
-}
-
-fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| f64::from(x.abs_diff(y)))
-        .sum::<f64>()
-        / a.len() as f64
 }
 
 /// One shipped bundle against Python on a CamVid test frame: the same input bytes give the

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{example, root, scratch};
+use common::{example, in_ci, root, scratch};
 use gstvss::model::{DEFAULT_BUNDLE, MANIFEST_FILE, Manifest, Scheme};
 use gstvss::segmenter::Mode;
 use serde_json::Value;
@@ -32,10 +32,6 @@ const PLOTS: [&str; 4] = [
 ];
 /// The smoke run takes about two minutes on an idle 2-core machine; generous for a loaded one.
 const TIMEOUT: Duration = Duration::from_secs(40 * 60);
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
 
 fn camvid_available() -> bool {
     let data = std::env::var_os("VSS_DATA")

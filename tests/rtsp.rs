@@ -32,10 +32,6 @@ fn client(url: &str, transport: &str) -> String {
     )
 }
 
-fn ms(t: gst::ClockTime) -> f64 {
-    t.nseconds() as f64 / 1e6
-}
-
 /// A live 25 fps camera: `frames` consecutive frames arrive, each with both metas, the first an
 /// I-frame and a vsssegment keyframe, keyframes every 12 after it, P-frames with vectors.
 fn assert_live_camera_frames(transport: &'static str) {

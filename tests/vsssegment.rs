@@ -222,12 +222,6 @@ fn segment_one(h: &mut Harness, buffer: gst::Buffer) -> Out {
     out
 }
 
-/// Share of equal bytes.
-fn agreement(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len().max(1) as f64
-}
-
 /// One 16x16 vector per macroblock over a `width x height` frame, all `(dx, dy)` pixels in
 /// FFmpeg's convention: the content at p in this frame was at p + (dx, dy) in the reference.
 fn global_vectors(width: u32, height: u32, dx: i32, dy: i32) -> Vec<MotionVector> {

@@ -176,12 +176,3 @@ pub fn high_profile_bframes_clip() -> Result<PathBuf> {
     )
 }
 
-/// The middle value (upper middle for an even count); NaN for none.
-pub fn median(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[s.len() / 2]
-}

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod decode;
+#[path = "../../tests/support/helpers.rs"]
+pub mod helpers;
 pub mod machine;
 pub mod metrics;
 pub mod motion_eval;

@@ -34,7 +34,8 @@ use gst::prelude::*;
 use gstvss::model::{DEFAULT_BUNDLE, Manifest, Scheme};
 use gstvss::segmenter::Mode;
 
-use common::decode::{decode_once, median, scaled_clip, shipped_clip};
+use common::decode::{decode_once, scaled_clip, shipped_clip};
+use common::helpers::median;
 use common::motion_eval::{self, SegmentSettings};
 use common::speed::{bare_forward, decode_all, run_element, run_pipeline};
 use data::*;

@@ -77,15 +77,20 @@ impl Bundle {
                 module: module_path,
             });
         }
-        let mut module =
-            CModule::load_on_device(&module_path, device).map_err(|e| ModelError::ModuleLoad {
+        let mut module = CModule::load_on_device(&module_path, device).map_err(|source| {
+            ModelError::ModuleLoad {
                 path: module_path.clone(),
-                message: e.to_string(),
-            })?;
-        module.f_set_eval().map_err(|e| ModelError::ModuleLoad {
-            path: module_path.clone(),
-            message: format!("cannot switch to eval mode: {e}"),
+                step: "",
+                source,
+            }
         })?;
+        module
+            .f_set_eval()
+            .map_err(|source| ModelError::ModuleLoad {
+                path: module_path.clone(),
+                step: "cannot switch to eval mode: ",
+                source,
+            })?;
         let bundle = Bundle {
             folder,
             manifest_path,
@@ -242,13 +247,14 @@ impl Bundle {
                 self.module.method_is(method, &inputs)
             }
         })
-        .map_err(|e| {
-            let text = e.to_string();
-            if text.contains(&format!("'{method}'")) && !text.contains("Expected") {
-                self.contract_error(format!("method '{method}': {}", first_line(&text)))
-            } else {
-                self.inference_error(e)
+        .map_err(|e| match &e {
+            // libtorch reports a missing method only in its message: tch has no variant for it.
+            tch::TchError::Torch(text)
+                if text.contains(&format!("'{method}'")) && !text.contains("Expected") =>
+            {
+                self.contract_error(format!("method '{method}': {}", first_line(text)))
             }
+            _ => self.inference_error(e),
         })
     }
 

@@ -11,6 +11,42 @@ use super::error::ModelError;
 /// it and it is never loaded by itself: without it libtorch reports no CUDA at all.
 const LIBTORCH_CUDA: &str = "libtorch_cuda.so";
 
+/// Why a CUDA device cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CudaError {
+    #[error(transparent)]
+    Load(#[from] CudaLoadError),
+    #[error("libtorch's CUDA library loaded but found no usable GPU (no device or driver)")]
+    NoGpu,
+    #[error("cuda:{index} does not exist; this machine has {count} CUDA device(s)")]
+    NoSuchDevice { index: usize, count: i64 },
+}
+
+/// Why libtorch's CUDA library could not be loaded: each place tried, in order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot load {LIBTORCH_CUDA} ({})", join(.failures))]
+pub struct CudaLoadError {
+    pub failures: Vec<DlopenError>,
+}
+
+/// Why `dlopen` refused one name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DlopenError {
+    #[error("{name}: NUL in path")]
+    NulInPath { name: String },
+    /// dlerror's text.
+    #[error("{0}")]
+    Refused(String),
+}
+
+fn join(failures: &[DlopenError]) -> String {
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Parses `cpu`, `cuda` (= `cuda:0`) or `cuda:N`. Asking for CUDA loads libtorch's CUDA
 /// library and checks that the device exists; `cpu` never touches CUDA.
 pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
@@ -29,29 +65,25 @@ pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
             digits.parse::<usize>().map_err(|_| syntax())?
         }
     };
-    let unavailable = |reason: String| ModelError::CudaUnavailable {
+    let unavailable = |reason: CudaError| ModelError::CudaUnavailable {
         spec: spec.to_string(),
         reason,
     };
-    load_cuda().map_err(|e| unavailable(e.clone()))?;
+    load_cuda().map_err(|e| unavailable(e.into()))?;
     if !tch::Cuda::is_available() {
-        return Err(unavailable(
-            "libtorch's CUDA library loaded but found no usable GPU (no device or driver)".into(),
-        ));
+        return Err(unavailable(CudaError::NoGpu));
     }
     let count = tch::Cuda::device_count();
     if index as i64 >= count {
-        return Err(unavailable(format!(
-            "cuda:{index} does not exist; this machine has {count} CUDA device(s)"
-        )));
+        return Err(unavailable(CudaError::NoSuchDevice { index, count }));
     }
     Ok(Device::Cuda(index))
 }
 
 /// Loads libtorch_cuda.so once per process (by name through the plugin's rpath, then from
 /// the libtorch folder known at build time), so that its CUDA hooks register.
-pub fn load_cuda() -> Result<(), String> {
-    static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
+pub fn load_cuda() -> Result<(), CudaLoadError> {
+    static LOADED: OnceLock<Result<(), CudaLoadError>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
             let mut candidates = vec![LIBTORCH_CUDA.to_string()];
@@ -65,16 +97,15 @@ pub fn load_cuda() -> Result<(), String> {
                     Err(e) => failures.push(e),
                 }
             }
-            Err(format!(
-                "cannot load {LIBTORCH_CUDA} ({})",
-                failures.join("; ")
-            ))
+            Err(CudaLoadError { failures })
         })
         .clone()
 }
 
-fn dlopen_global(name: &str) -> Result<(), String> {
-    let c_name = CString::new(name).map_err(|_| format!("{name}: NUL in path"))?;
+fn dlopen_global(name: &str) -> Result<(), DlopenError> {
+    let c_name = CString::new(name).map_err(|_| DlopenError::NulInPath {
+        name: name.to_owned(),
+    })?;
     // SAFETY: a valid NUL-terminated name; the handle is deliberately never closed (the
     // library must stay loaded for the process's life). dlerror is read right after the
     // failure, on this thread.
@@ -87,7 +118,7 @@ fn dlopen_global(name: &str) -> Result<(), String> {
             } else {
                 CStr::from_ptr(err).to_string_lossy().into_owned()
             };
-            return Err(why);
+            return Err(DlopenError::Refused(why));
         }
     }
     Ok(())

@@ -60,8 +60,13 @@ pub enum ModelError {
     ModuleMissing { manifest: PathBuf, module: PathBuf },
 
     /// libtorch refused the TorchScript file (corrupt, truncated, not TorchScript).
-    #[error("{}: libtorch cannot load this TorchScript module: {message}", .path.display())]
-    ModuleLoad { path: PathBuf, message: String },
+    /// `step` says what failed after the file was read (empty: reading it).
+    #[error("{}: libtorch cannot load this TorchScript module: {step}{source}", .path.display())]
+    ModuleLoad {
+        path: PathBuf,
+        step: &'static str,
+        source: tch::TchError,
+    },
 
     /// The module loaded but does not do what its manifest says (checked during warm-up).
     #[error("{}: {message}", .path.display())]
@@ -90,7 +95,11 @@ pub enum ModelError {
     DeviceSyntax { spec: String },
 
     #[error("device {spec:?} requested, but CUDA is not available on this machine: {reason}")]
-    CudaUnavailable { spec: String, reason: String },
+    CudaUnavailable {
+        spec: String,
+        #[source]
+        reason: super::device::CudaError,
+    },
 
     /// A raw frame whose planes do not match its layout, size and strides.
     #[error("frame {layout} {width}x{height}: {problem}")]

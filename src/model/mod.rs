@@ -32,7 +32,9 @@ pub use bundle::{
     Bundle, DATA_SUBDIR, DEFAULT_BUNDLE, MODEL_PATH_ENV, WARMUP_PASSES, bundle_dirs,
     resolve as resolve_bundle,
 };
-pub use device::{load_cuda, parse_device, set_threads, threads};
+pub use device::{
+    CudaError, CudaLoadError, DlopenError, load_cuda, parse_device, set_threads, threads,
+};
 pub use error::ModelError;
 pub use manifest::{
     ClassInfo, FORMAT_VERSION, FeatureSpec, FileSpec, InputSpec, MANIFEST_FILE, Manifest,

@@ -28,8 +28,6 @@
 //! Speed: about 2.4 ms per 960x540 frame in release on one core of this project's 2-core
 //! build machine, measured with the other core busy (`estimator_speed_960x540`, ignored test).
 
-use std::fmt;
-
 use super::vector::MotionVector;
 
 /// Output block side in pixels, the H.264 macroblock.
@@ -53,9 +51,10 @@ const TOP_RANGE: u32 = 4;
 const MAX_DIAMOND_STEPS: usize = 8;
 
 /// Why estimation could not run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EstimateError {
     /// A luma plane's buffer, stride and size do not fit together.
+    #[error("luma plane of {len} bytes cannot hold {width}x{height} with stride {stride}")]
     InvalidPlane {
         width: u32,
         height: u32,
@@ -63,40 +62,24 @@ pub enum EstimateError {
         len: usize,
     },
     /// Block size must be a power of two in 8..=128.
+    #[error("motion estimation block size {0} is not a power of two in 8..=128")]
     InvalidBlockSize(u32),
     /// Reference and current frame differ in size.
+    #[error(
+        "reference frame is {} but current frame is {}",
+        size(.reference),
+        size(.current)
+    )]
     SizeMismatch {
         reference: (u32, u32),
         current: (u32, u32),
     },
 }
 
-impl fmt::Display for EstimateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EstimateError::InvalidPlane {
-                width,
-                height,
-                stride,
-                len,
-            } => write!(
-                f,
-                "luma plane of {len} bytes cannot hold {width}x{height} with stride {stride}"
-            ),
-            EstimateError::InvalidBlockSize(b) => write!(
-                f,
-                "motion estimation block size {b} is not a power of two in 8..=128"
-            ),
-            EstimateError::SizeMismatch { reference, current } => write!(
-                f,
-                "reference frame is {}x{} but current frame is {}x{}",
-                reference.0, reference.1, current.0, current.1
-            ),
-        }
-    }
+/// "WxH".
+fn size((width, height): &(u32, u32)) -> String {
+    format!("{width}x{height}")
 }
-
-impl std::error::Error for EstimateError {}
 
 /// An 8-bit luma plane borrowed from a video frame.
 #[derive(Debug, Clone, Copy)]

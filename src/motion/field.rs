@@ -39,16 +39,22 @@ pub fn cell_for_map(width: u32, height: u32, map_width: u32, map_height: u32) ->
 }
 
 /// Why a field could not be built or combined.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldError {
     /// The frame has no pixels or the cell size is zero.
+    #[error("invalid motion field geometry: frame {width}x{height}, cell {cell} px")]
     InvalidGeometry { width: u32, height: u32, cell: u32 },
     /// Two fields that must describe the same frame and grid do not.
+    #[error("motion field geometry mismatch: expected {expected}, found {found}")]
     GeometryMismatch {
         expected: FieldGeometry,
         found: FieldGeometry,
     },
     /// A class map's buffer does not hold `width` x `height` bytes.
+    #[error(
+        "{what} class map holds {len} bytes, expected {width}x{height} = {}",
+        area(.width, .height)
+    )]
     ClassMapSize {
         what: &'static str,
         width: u32,
@@ -57,36 +63,9 @@ pub enum FieldError {
     },
 }
 
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FieldError::InvalidGeometry {
-                width,
-                height,
-                cell,
-            } => write!(
-                f,
-                "invalid motion field geometry: frame {width}x{height}, cell {cell} px"
-            ),
-            FieldError::GeometryMismatch { expected, found } => write!(
-                f,
-                "motion field geometry mismatch: expected {expected}, found {found}"
-            ),
-            FieldError::ClassMapSize {
-                what,
-                width,
-                height,
-                len,
-            } => write!(
-                f,
-                "{what} class map holds {len} bytes, expected {width}x{height} = {}",
-                u64::from(*width) * u64::from(*height)
-            ),
-        }
-    }
+fn area(width: &u32, height: &u32) -> u64 {
+    u64::from(*width) * u64::from(*height)
 }
-
-impl std::error::Error for FieldError {}
 
 /// The frame a field covers and the size of its cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -22,8 +22,8 @@ use crate::model::{
     class_map_bilinear, executor, frame_to_rgb, resolve_bundle, to_vec_u8,
 };
 use crate::motion::{
-    EstimatorConfig, FieldStats, LumaPlane, MotionEstimator, MotionTrack, MotionVector,
-    PictureType, cell_for_map,
+    EstimateError, EstimatorConfig, FieldError, FieldStats, LumaPlane, MotionEstimator,
+    MotionTrack, MotionVector, PictureType, cell_for_map,
 };
 use crate::schedule::{Decision, FrameFacts, KeyframePolicy, KeyframeReason, Scheduler};
 
@@ -99,7 +99,9 @@ pub enum SegmentError {
         serving: String,
     },
     #[error("motion: {0}")]
-    Motion(String),
+    Motion(#[from] FieldError),
+    #[error("motion: {0}")]
+    Estimate(#[from] EstimateError),
     #[error("async-keyframes needs mode warp, not {0}")]
     AsyncMode(&'static str),
     #[error("cannot switch to mode {0}: the bundle cannot serve it, or async-keyframes is on")]
@@ -141,7 +143,7 @@ impl Context {
     /// A fresh track with the current track's geometry, at identity from this frame on.
     fn new_track(&self) -> Result<MotionTrack, SegmentError> {
         let g = self.track().geometry();
-        MotionTrack::new(g.width, g.height, g.cell).map_err(|e| SegmentError::Motion(e.to_string()))
+        Ok(MotionTrack::new(g.width, g.height, g.cell)?)
     }
 
     fn track_for(&mut self, width: u32, height: u32) -> Result<&mut MotionTrack, SegmentError> {
@@ -152,10 +154,7 @@ impl Context {
         if stale {
             let (map_height, map_width) = self.native();
             let cell = cell_for_map(width, height, map_width, map_height);
-            self.track = Some(
-                MotionTrack::new(width, height, cell)
-                    .map_err(|e| SegmentError::Motion(e.to_string()))?,
-            );
+            self.track = Some(MotionTrack::new(width, height, cell)?);
         }
         Ok(self.track.as_mut().expect("set above"))
     }
@@ -200,8 +199,7 @@ impl Segmenter {
         if config.async_keyframes && !spec.async_keyframes {
             return Err(SegmentError::AsyncMode(spec.name));
         }
-        let estimator = MotionEstimator::new(EstimatorConfig::default())
-            .map_err(|e| SegmentError::Motion(e.to_string()))?;
+        let estimator = MotionEstimator::new(EstimatorConfig::default())?;
         Ok(Segmenter {
             state: (spec.start)(&bundle),
             scheduler: Scheduler::new(config.policy),
@@ -371,8 +369,7 @@ impl Segmenter {
             computed = rgb_luma(frame)?;
             (computed.as_slice(), frame.width as usize)
         };
-        let plane = LumaPlane::new(data, frame.width, frame.height, stride)
-            .map_err(|e| SegmentError::Motion(e.to_string()))?;
+        let plane = LumaPlane::new(data, frame.width, frame.height, stride)?;
         let mut out = std::mem::take(&mut self.vectors);
         if self.estimator.push(&plane, &mut out) {
             Ok(Some(out))

@@ -77,8 +77,7 @@ impl Warp {
         let mut warped = vec![0u8; key.len()];
         ctx.track()
             .accumulated()
-            .warp_class_map(key, w, h, &mut warped)
-            .map_err(|e| SegmentError::Motion(e.to_string()))?;
+            .warp_class_map(key, w, h, &mut warped)?;
         Ok(Arc::from(warped))
     }
 

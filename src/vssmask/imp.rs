@@ -8,7 +8,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use once_cell::sync::Lazy;
 
-use super::render::{self, ClassLut, NearestGrid, Paint};
+use super::render::{self, ClassLut, MaskError, NearestGrid, Paint};
 use crate::meta::{Segmentation, SegmentationMeta};
 use crate::model::ClassInfo;
 
@@ -82,7 +82,7 @@ impl Default for Settings {
 
 impl Settings {
     /// What each mask pixel says, given the frame's class table.
-    fn paint(&self, classes: &[ClassInfo]) -> Result<Paint, String> {
+    fn paint(&self, classes: &[ClassInfo]) -> Result<Paint, MaskError> {
         Ok(match self.output {
             Output::ClassIds => {
                 render::check_classes(classes)?;
@@ -97,13 +97,11 @@ impl Settings {
         })
     }
 
-    fn matte_class(&self) -> Result<&str, String> {
+    fn matte_class(&self) -> Result<&str, MaskError> {
         self.class
             .as_deref()
             .filter(|c| !c.trim().is_empty())
-            .ok_or_else(|| {
-                "output=matte needs the class property (a class name such as Car, or an id)".into()
-            })
+            .ok_or(MaskError::NoMatteClass)
     }
 
     fn format(&self) -> gst_video::VideoFormat {

@@ -105,6 +105,30 @@ impl NearestGrid {
     }
 }
 
+/// Why a mask cannot be rendered, or its class table or `class` property does not fit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MaskError {
+    #[error("class map has {len} bytes, not {width}x{height}")]
+    MapSize { len: usize, width: u32, height: u32 },
+    #[error(
+        "output of {len} bytes with stride {stride} cannot hold {width}x{height} pixels of \
+         {bytes_per_pixel} bytes"
+    )]
+    OutputSize {
+        len: usize,
+        stride: usize,
+        width: u32,
+        height: u32,
+        bytes_per_pixel: usize,
+    },
+    #[error("class={spec:?} is not a class of this bundle: {names}")]
+    UnknownClass { spec: String, names: String },
+    #[error("{count} classes: masks hold at most {none} (id {none} means no segmentation)", none = CLASS_NONE)]
+    TooManyClasses { count: usize },
+    #[error("output=matte needs the class property (a class name such as Car, or an id)")]
+    NoMatteClass,
+}
+
 /// Output position `p` of `out` pixels reads map position `floor((p + 0.5) * map / out)`.
 fn nearest(p: u32, map: u32, out: u32) -> usize {
     ((2 * u64::from(p) + 1) * u64::from(map) / (2 * u64::from(out))) as usize
@@ -118,15 +142,14 @@ pub fn render(
     lut: &ClassLut,
     out: &mut [u8],
     stride: usize,
-) -> Result<(), String> {
+) -> Result<(), MaskError> {
     let map_w = grid.map_width as usize;
     if map.len() != map_w * grid.map_height as usize {
-        return Err(format!(
-            "class map has {} bytes, not {}x{}",
-            map.len(),
-            grid.map_width,
-            grid.map_height
-        ));
+        return Err(MaskError::MapSize {
+            len: map.len(),
+            width: grid.map_width,
+            height: grid.map_height,
+        });
     }
     let row_bytes = check_size(out, stride, grid.width, grid.height, lut)?;
     let bpp = lut.bytes_per_pixel();
@@ -157,7 +180,7 @@ pub fn render_blank(
     stride: usize,
     width: u32,
     height: u32,
-) -> Result<(), String> {
+) -> Result<(), MaskError> {
     let row_bytes = check_size(out, stride, width, height, lut)?;
     for row in out.chunks_mut(stride).take(height as usize) {
         for pixel in row[..row_bytes].chunks_exact_mut(lut.bytes_per_pixel()) {
@@ -173,24 +196,26 @@ fn check_size(
     width: u32,
     height: u32,
     lut: &ClassLut,
-) -> Result<usize, String> {
+) -> Result<usize, MaskError> {
     let row_bytes = width as usize * lut.bytes_per_pixel();
     let needed = match height as usize {
         0 => 0,
         h => (h - 1) * stride + row_bytes,
     };
     if stride < row_bytes || out.len() < needed {
-        return Err(format!(
-            "output of {} bytes with stride {stride} cannot hold {width}x{height} pixels of {} bytes",
-            out.len(),
-            lut.bytes_per_pixel()
-        ));
+        return Err(MaskError::OutputSize {
+            len: out.len(),
+            stride,
+            width,
+            height,
+            bytes_per_pixel: lut.bytes_per_pixel(),
+        });
     }
     Ok(row_bytes)
 }
 
 /// The id of the class `spec` names: a class name (case-insensitive) or a numeric id.
-pub fn resolve_class(spec: &str, classes: &[ClassInfo]) -> Result<u8, String> {
+pub fn resolve_class(spec: &str, classes: &[ClassInfo]) -> Result<u8, MaskError> {
     let spec = spec.trim();
     let names = || {
         classes
@@ -207,17 +232,18 @@ pub fn resolve_class(spec: &str, classes: &[ClassInfo]) -> Result<u8, String> {
     };
     index
         .and_then(|i| u8::try_from(i).ok())
-        .ok_or_else(|| format!("class={spec:?} is not a class of this bundle: {}", names()))
+        .ok_or_else(|| MaskError::UnknownClass {
+            spec: spec.to_owned(),
+            names: names(),
+        })
 }
 
 /// A class table a mask can carry: every id must differ from [`CLASS_NONE`].
-pub fn check_classes(classes: &[ClassInfo]) -> Result<(), String> {
+pub fn check_classes(classes: &[ClassInfo]) -> Result<(), MaskError> {
     if classes.len() > usize::from(CLASS_NONE) {
-        return Err(format!(
-            "{} classes: masks hold at most {} (id {CLASS_NONE} means no segmentation)",
-            classes.len(),
-            CLASS_NONE
-        ));
+        return Err(MaskError::TooManyClasses {
+            count: classes.len(),
+        });
     }
     Ok(())
 }
@@ -309,11 +335,11 @@ mod tests {
         let grid = NearestGrid::new(2, 2, 4, 4);
         let mut out = vec![0u8; 4 * 4 * 4];
         let e = render(&[0; 3], &grid, &lut, &mut out, 16).unwrap_err();
-        assert!(e.contains("3 bytes, not 2x2"), "{e}");
+        assert!(e.to_string().contains("3 bytes, not 2x2"), "{e}");
         let e = render(&[0; 4], &grid, &lut, &mut out, 12).unwrap_err();
-        assert!(e.contains("stride 12"), "{e}");
+        assert!(e.to_string().contains("stride 12"), "{e}");
         let e = render(&[0; 4], &grid, &lut, &mut out[..60], 16).unwrap_err();
-        assert!(e.contains("60 bytes"), "{e}");
+        assert!(e.to_string().contains("60 bytes"), "{e}");
     }
 
     #[test]
@@ -325,7 +351,8 @@ mod tests {
         assert_eq!(resolve_class("2", &table), Ok(2));
         let e = resolve_class("3", &table).unwrap_err();
         assert!(
-            e.contains("Class0 (0), Class1 (1), Traffic light (2)"),
+            e.to_string()
+                .contains("Class0 (0), Class1 (1), Traffic light (2)"),
             "{e}"
         );
         assert!(resolve_class("Car", &table).is_err());
@@ -333,6 +360,7 @@ mod tests {
         assert!(
             check_classes(&classes(256))
                 .unwrap_err()
+                .to_string()
                 .contains("256 classes")
         );
     }

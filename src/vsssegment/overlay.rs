@@ -3,6 +3,17 @@
 use crate::meta::Segmentation;
 use crate::model::ClassInfo;
 
+/// Why the overlay could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum OverlayError {
+    #[error("the bundle has no classes")]
+    NoClasses,
+    #[error("fresh buffer not writable")]
+    NotWritable,
+    #[error(transparent)]
+    Gst(#[from] gst::glib::BoolError),
+}
+
 /// The bundle's class colours, as a lookup table.
 pub struct Palette {
     /// B, G, R per class (the overlay format is BGRA in memory on little endian).
@@ -27,13 +38,10 @@ impl Palette {
         frame_w: u32,
         frame_h: u32,
         alpha: f64,
-    ) -> Result<gst_video::VideoOverlayComposition, String> {
+    ) -> Result<gst_video::VideoOverlayComposition, OverlayError> {
         let a = (alpha.clamp(0.0, 1.0) * 255.0).round() as u8;
         let lut: Vec<[u8; 4]> = self.bgr.iter().map(|&[b, g, r]| [b, g, r, a]).collect();
-        let last = lut
-            .len()
-            .checked_sub(1)
-            .ok_or("the bundle has no classes")?;
+        let last = lut.len().checked_sub(1).ok_or(OverlayError::NoClasses)?;
         let mut bytes = vec![0u8; seg.class_map.len() * 4];
         for (px, &id) in bytes.chunks_exact_mut(4).zip(seg.class_map.iter()) {
             // Ids past the table (none from a valid bundle) take the last colour.
@@ -41,13 +49,12 @@ impl Palette {
         }
         let mut buffer = gst::Buffer::from_mut_slice(bytes);
         gst_video::VideoMeta::add(
-            buffer.get_mut().ok_or("fresh buffer not writable")?,
+            buffer.get_mut().ok_or(OverlayError::NotWritable)?,
             gst_video::VideoFrameFlags::empty(),
             gst_video::VideoFormat::Bgra,
             seg.width,
             seg.height,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let rect = gst_video::VideoOverlayRectangle::new_raw(
             &buffer,
             0,
@@ -56,6 +63,6 @@ impl Palette {
             frame_h,
             gst_video::VideoOverlayFormatFlags::empty(),
         );
-        gst_video::VideoOverlayComposition::new(Some(&rect)).map_err(|e| e.to_string())
+        Ok(gst_video::VideoOverlayComposition::new(Some(&rect))?)
     }
 }

@@ -9,6 +9,11 @@ use gst::prelude::*;
 use gstvss::meta::MotionMeta;
 use gstvss::motion::{MotionVector, PictureType};
 
+#[path = "../support/helpers.rs"]
+mod helpers;
+#[allow(unused_imports)]
+pub use helpers::*;
+
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
@@ -34,14 +39,6 @@ pub fn shared_data(rel: &str) -> PathBuf {
 
 pub fn dashcam() -> PathBuf {
     shared_data("videos/highway_dashcam_960x540.mp4")
-}
-
-/// A scratch folder for one test, emptied first.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = root().join("target/test-scratch").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("creating scratch dir");
-    dir
 }
 
 pub fn venv_python() -> PathBuf {
