@@ -6,6 +6,7 @@ pub mod decode;
 pub mod machine;
 pub mod metrics;
 pub mod motion_eval;
+pub mod multicam;
 pub mod provenance;
 pub mod speed;
 pub mod stats;
