@@ -418,9 +418,9 @@ impl Stream {
         let arrivals: Arc<Mutex<Vec<(u64, f64)>>> = Arc::default();
         let a = arrivals.clone();
         let weak = pipeline.downgrade();
-        sink.static_pad("sink")
-            .context("sink pad")?
-            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        sink.static_pad("sink").context("sink pad")?.add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, info| {
                 if let Some(pts) = info.buffer().and_then(|b| b.pts())
                     && let Some(now) = weak.upgrade().and_then(|p| p.current_running_time())
                 {
@@ -430,7 +430,8 @@ impl Stream {
                         .push((pts.nseconds(), ms));
                 }
                 gst::PadProbeReturn::Ok
-            });
+            },
+        );
         // One clock for all, so that their running times and the pacing thread agree.
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
         Ok(Stream {
@@ -479,8 +480,7 @@ impl Stream {
         let before = self
             .qos
             .iter()
-            .filter(|(t, _)| *t < from)
-            .next_back()
+            .rfind(|(t, _)| *t < from)
             .map_or(0, |(_, l)| *l);
         self.qos
             .iter()
@@ -599,7 +599,10 @@ pub fn run_step(camera: &Camera, settings: &Settings, n: usize) -> Result<Step> 
             stream.poll();
             bail!(
                 "stream {i} did not start: {}",
-                stream.errors.first().map_or("no error posted", |e| e.as_str())
+                stream
+                    .errors
+                    .first()
+                    .map_or("no error posted", |e| e.as_str())
             );
         }
         if i == 0 {
@@ -663,9 +666,8 @@ pub fn run_step(camera: &Camera, settings: &Settings, n: usize) -> Result<Step> 
     for s in &streams {
         let _ = s.src.end_of_stream();
     }
-    let drain_until = Instant::now()
-        + DRAIN
-        + Duration::from_secs_f64(settings.latency_bound_ms.max(0.0) / 1e3);
+    let drain_until =
+        Instant::now() + DRAIN + Duration::from_secs_f64(settings.latency_bound_ms.max(0.0) / 1e3);
     while Instant::now() < drain_until && streams.iter().any(|s| !s.eos && s.errors.is_empty()) {
         for s in streams.iter_mut() {
             s.poll();
@@ -683,7 +685,9 @@ pub fn run_step(camera: &Camera, settings: &Settings, n: usize) -> Result<Step> 
         // The frames captured in the window: k with start + k/fps in [window_start, window_end).
         let captured = |k: u64| s.start + Duration::from_nanos(camera.offset_ns(k));
         let first = (0..).find(|&k| captured(k) >= window_start).unwrap_or(0);
-        let end = (first..).find(|&k| captured(k) >= window_end).unwrap_or(first);
+        let end = (first..)
+            .find(|&k| captured(k) >= window_end)
+            .unwrap_or(first);
         let arrivals = s.arrivals.lock().unwrap_or_else(|e| e.into_inner());
         let mut seen = std::collections::HashSet::new();
         let mut latencies = Vec::new();
@@ -821,7 +825,10 @@ impl Search {
             ));
         }
         if self.capped {
-            line.push_str(&format!("; the search's limit ({}), more may hold", self.limits.max));
+            line.push_str(&format!(
+                "; the search's limit ({}), more may hold",
+                self.limits.max
+            ));
         } else if let Some(step) = self.failed_step() {
             line.push_str(&format!(
                 "; {} did not ({})",
@@ -831,7 +838,6 @@ impl Search {
         }
         line
     }
-
 }
 
 /// What a search does after its steps so far.
@@ -839,7 +845,10 @@ impl Search {
 pub enum Next {
     Try(usize),
     /// The most streams that held below the fewest that did not; `capped`: that is the limit.
-    Done { held: usize, capped: bool },
+    Done {
+        held: usize,
+        capped: bool,
+    },
 }
 
 /// The search's rule, given each step so far as (streams, held, share of all cores the process

@@ -227,7 +227,11 @@ pub fn multicam_goals(report: &Report) -> Vec<Goal> {
         what: format!(
             "live {}x{} streams at {} fps held in `warp` (interval {}, one shared model, {:.0} s \
              per step, p99 latency <= {:.0} ms, no dropped frame)",
-            search.width, search.height, search.fps, s.keyframe_interval, s.seconds,
+            search.width,
+            search.height,
+            search.fps,
+            s.keyframe_interval,
+            s.seconds,
             s.latency_bound_ms
         ),
         target: format!(">= {GOAL_STREAMS}"),

@@ -521,20 +521,18 @@ fn multicam_markdown(out: &mut String, report: &Report) {
         out,
         "Live camera streams in one process, each its own pipeline `appsrc is-live=true ! \
          h264parse ! vssdec max-threads=1 ! vsssegment keyframe-policy=interval \
-         keyframe-interval={} overlay=none mode=... ! fakesink sync=true qos=true \
-         max-lateness=20ms` (`cargo run --release --example multicam -- --find-max` runs the \
-         same). The camera: {}, made from the shipped clip; each stream pushes its frames at the \
-         instants a camera captures them, the streams offset by fractions of a keyframe period. \
-         Per step: {:.0} s of warm-up, then {:.0} s measured. A stream holds real time when none \
-         of the frames captured in that window is missing or dropped by its sink (later than the \
-         pipeline's latency + 20 ms, as a display drops), its latency (capture to sink) has p99 \
-         <= {:.0} ms, and vsssegment's QoS never degraded it. The search raises the number of \
-         streams until one fails, then narrows down to the most that hold; the numbers are those \
-         of the step at that count. CPU = the process's CPU time over the window's wall time in \
-         % of one core ({cores} cores here), divided by the streams; RSS added per stream = (RSS \
-         at the window's end - RSS once the first stream had started) / (streams - 1). One \
-         shared model: every stream `model-instance-id={}`, the bundle loaded once; a model per \
-         stream: no id.\n",
+         keyframe-interval={} overlay=none mode=... ! fakesink sync=false` (`cargo run --release \
+         --example multicam -- --find-max` runs the same). The camera: {}, made from the shipped \
+         clip; each stream pushes its frames at the instants a camera captures them, the streams \
+         offset by fractions of a keyframe period. Per step: {:.0} s of warm-up, then {:.0} s \
+         measured. A stream holds real time when none of the frames captured in that window is \
+         missing or later than {:.0} ms from capture to the sink (a display configured for that \
+         latency would drop it). The search raises the number of streams until one fails, then \
+         narrows down to the most that hold; the numbers are those of the step at that count. \
+         CPU = the process's CPU time over the window's wall time in % of one core ({cores} \
+         cores here), divided by the streams; RSS added per stream = (RSS at the window's end - \
+         RSS once the first stream had started) / (streams - 1). One shared model: every stream \
+         `model-instance-id={}`, the bundle loaded once; a model per stream: no id.\n",
         s.keyframe_interval,
         first.camera,
         s.warmup_s,
