@@ -56,31 +56,35 @@ fn on_clip(description: &str) -> String {
     adapt(description, CLIP, &root().join(CLIP).to_string_lossy())
 }
 
-/// Sends EOS downstream of the pipeline's vssdec after FRAMES frames and drops the rest.
+/// Sends EOS downstream of each of the pipeline's vssdecs after FRAMES frames and drops the
+/// rest.
 fn limit_frames(pipeline: &gst::Pipeline) {
-    let vssdec = pipeline
+    let vssdecs: Vec<gst::Element> = pipeline
         .iterate_recurse()
         .into_iter()
         .filter_map(Result::ok)
-        .find(|e| e.factory().is_some_and(|f| f.name() == "vssdec"))
-        .expect("a vssdec in the recipe");
-    let seen = std::sync::atomic::AtomicUsize::new(0);
-    vssdec
-        .static_pad("src")
-        .expect("vssdec src pad")
-        .add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
-            let seen = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            if seen <= FRAMES {
-                return gst::PadProbeReturn::Ok;
-            }
-            if seen == FRAMES + 1
-                && let Some(peer) = pad.peer()
-            {
-                peer.send_event(gst::event::Eos::new());
-            }
-            gst::PadProbeReturn::Drop
-        })
-        .expect("probe");
+        .filter(|e| e.factory().is_some_and(|f| f.name() == "vssdec"))
+        .collect();
+    assert!(!vssdecs.is_empty(), "a vssdec in the recipe");
+    for vssdec in vssdecs {
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        vssdec
+            .static_pad("src")
+            .expect("vssdec src pad")
+            .add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+                let seen = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                if seen <= FRAMES {
+                    return gst::PadProbeReturn::Ok;
+                }
+                if seen == FRAMES + 1
+                    && let Some(peer) = pad.peer()
+                {
+                    peer.send_event(gst::event::Eos::new());
+                }
+                gst::PadProbeReturn::Drop
+            })
+            .expect("probe");
+    }
 }
 
 /// Plays `description` (which has a vssdec) to EOS on its first FRAMES frames; returns what
@@ -210,6 +214,77 @@ fn rtsp_recipe_segments_every_frame() {
         );
         let (w, h, _) = packed(sample);
         assert_eq!((w, h), (960, 540));
+    }
+}
+
+#[test]
+fn multi_camera_recipe_segments_every_camera_with_one_loaded_model() {
+    let original = recipe("multi-camera");
+    init();
+    // The RTSP command as written must at least build: its elements and properties exist.
+    gst::parse::launch(&original).unwrap_or_else(|e| panic!("{original}: {e}"));
+    // Each camera's branch from the clip instead, each into an appsink of its own.
+    let branches: Vec<&str> = original
+        .split("rtspsrc ")
+        .filter(|b| !b.trim().is_empty())
+        .collect();
+    assert!(branches.len() >= 2, "{original}");
+    let mut description = String::new();
+    for (i, branch) in branches.iter().enumerate() {
+        let (_, rest) = branch
+            .split_once("! rtph264depay")
+            .unwrap_or_else(|| panic!("camera {i}: no rtph264depay: {branch}"));
+        assert!(rest.contains("model-instance-id="), "camera {i}: {rest}");
+        let rest = adapt(
+            rest,
+            "autovideosink",
+            &format!("appsink name=camera{i} sync=false"),
+        );
+        description.push_str(&format!("filesrc location={CLIP} ! qtdemux {rest} "));
+    }
+    let description = on_clip(&description);
+    let pipeline = gst::parse::launch(&description)
+        .unwrap_or_else(|e| panic!("{description}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
+    limit_frames(&pipeline);
+    let counts: Vec<std::sync::Arc<std::sync::Mutex<(usize, usize)>>> = (0..branches.len())
+        .map(|i| {
+            let sink = pipeline
+                .by_name(&format!("camera{i}"))
+                .expect("appsink")
+                .downcast::<gst_app::AppSink>()
+                .expect("appsink");
+            // (frames, frames with a segmentation meta)
+            let count = std::sync::Arc::new(std::sync::Mutex::new((0, 0)));
+            let c = count.clone();
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let segmented = sample
+                            .buffer()
+                            .is_some_and(|b| b.meta::<SegmentationMeta>().is_some());
+                        let mut c = c.lock().unwrap();
+                        c.0 += 1;
+                        c.1 += usize::from(segmented);
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+            count
+        })
+        .collect();
+    let loads = gstvss::model::instances::loads("cams");
+    run_to_eos(pipeline.upcast_ref());
+    assert_eq!(
+        gstvss::model::instances::loads("cams") - loads,
+        1,
+        "the cameras share one loaded model"
+    );
+    for (i, count) in counts.iter().enumerate() {
+        let (frames, segmented) = *count.lock().unwrap();
+        assert_eq!((frames, segmented), (FRAMES, FRAMES), "camera {i}");
     }
 }
 

@@ -1,13 +1,23 @@
 //! Many streams on one model: elements with the same `model-instance-id` load the bundle once
 //! and free it with the last of them, spread their keyframes over the interval, and a stream
-//! that cannot keep up does not make another drop frames.
+//! that cannot keep up does not make another drop frames. The multicam library (what
+//! `examples/multicam` and the report's "Many cameras" run) measures live streams as it should,
+//! and its search for the most streams narrows down as it says.
 
 mod common;
+/// The multicam example's library, as the example and the report use it.
+#[allow(dead_code)]
+#[path = "../examples/common"]
+mod examples_common {
+    pub mod multicam;
+    pub mod stats;
+}
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use examples_common::multicam::{self, Camera, Next, Settings, next_count};
 use gst::prelude::*;
 use gstvss::model::instances;
 
@@ -220,4 +230,103 @@ fn a_stream_that_cannot_keep_up_does_not_make_another_drop_frames() {
         dropped, 0,
         "the steady stream dropped frames (rendered {rendered}; the overloaded one rendered {starved_rendered}, dropped {starved_dropped})"
     );
+}
+
+#[test]
+fn two_live_streams_through_the_multicam_library_keep_real_time() {
+    init();
+    let camera = Camera::encode(
+        &root().join("examples/data/highway_dashcam_960x540.mp4"),
+        multicam::DEFAULT_WIDTH,
+        multicam::DEFAULT_HEIGHT,
+        multicam::DEFAULT_FPS,
+    )
+    .expect("camera");
+    // The live-camera setting (asynchronous keyframes), one torch thread: on a 2-core machine
+    // busy with other work, two OpenMP threads wait for each other's cores for seconds.
+    let settings = Settings {
+        async_keyframes: true,
+        threads: 1,
+        warmup_s: 3.0,
+        seconds: 4.0,
+        ..Settings::default()
+    };
+    let step = multicam::run_step(&camera, &settings, 2).expect("step");
+    assert_eq!(step.streams, 2);
+    assert_eq!(step.per_stream.len(), 2);
+    assert_eq!(step.shared_loads, 1, "two streams, one shared bundle");
+    for (i, s) in step.per_stream.iter().enumerate() {
+        // 4 s at 15 fps.
+        assert!((59..=61).contains(&s.frames), "stream {i}: {s:?}");
+        assert_eq!(s.out, s.frames, "stream {i}: every frame out: {s:?}");
+        assert_eq!(s.missing, 0, "stream {i}: {s:?}");
+        assert_eq!(s.dropped, 0, "stream {i}: the sink dropped frames: {s:?}");
+        let l = s.latency_ms.expect("latency numbers");
+        assert!(
+            0.0 < l.p50 && l.p50 <= l.p99 && l.p99 <= l.max,
+            "stream {i}: {l:?}"
+        );
+        assert!(s.errors.is_empty(), "stream {i}: {:?}", s.errors);
+    }
+    assert!(step.cpu_percent > 0.0, "{step:?}");
+    assert!(
+        step.rss_end_mib > 0.0 && step.rss_first_mib > 0.0,
+        "{step:?}"
+    );
+}
+
+#[test]
+fn the_stream_search_grows_by_cpu_then_halves_the_gap() {
+    // One stream held using 10% of the cores: 0.85 / 0.1 = 8.5 -> 8, but at most 4x.
+    assert_eq!(next_count(&[(1, true, 0.10)], 48), Next::Try(4));
+    assert_eq!(next_count(&[(4, true, 0.40)], 48), Next::Try(8));
+    assert_eq!(
+        next_count(&[(4, true, 0.40)], 6),
+        Next::Try(6),
+        "at most the limit"
+    );
+    // Already near full: still one more.
+    assert_eq!(next_count(&[(8, true, 0.95)], 48), Next::Try(9));
+    // A failure: halve the gap, until the counts are adjacent.
+    let tried = [(4, true, 0.4), (8, true, 0.8), (16, false, 1.0)];
+    assert_eq!(next_count(&tried, 48), Next::Try(12));
+    let tried = [(8, true, 0.8), (12, true, 0.9), (13, false, 1.0)];
+    assert_eq!(
+        next_count(&tried, 48),
+        Next::Done {
+            held: 12,
+            capped: false
+        }
+    );
+    // A count that held above the fewest failing is noise.
+    let tried = [
+        (8, true, 0.8),
+        (10, false, 1.0),
+        (12, true, 0.9),
+        (9, true, 0.9),
+    ];
+    assert_eq!(
+        next_count(&tried, 48),
+        Next::Done {
+            held: 9,
+            capped: false
+        }
+    );
+    // Even one stream failed; the limit held.
+    assert_eq!(
+        next_count(&[(1, false, 0.5)], 48),
+        Next::Done {
+            held: 0,
+            capped: false
+        }
+    );
+    assert_eq!(
+        next_count(&[(2, true, 0.2)], 2),
+        Next::Done {
+            held: 2,
+            capped: true
+        }
+    );
+    // The first count tried failed: halve towards none.
+    assert_eq!(next_count(&[(8, false, 1.0)], 48), Next::Try(4));
 }

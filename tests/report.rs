@@ -15,7 +15,7 @@ use gstvss::model::{DEFAULT_BUNDLE, MANIFEST_FILE, Manifest, Scheme};
 use gstvss::segmenter::Mode;
 use serde_json::Value;
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "## Headline",
     "## Environment",
     "## Goals",
@@ -23,6 +23,7 @@ const SECTIONS: [&str; 7] = [
     "## Accuracy: CamVid test",
     "## Speed",
     "## Decoders",
+    "## Many cameras",
 ];
 const PLOTS: [&str; 4] = [
     "miou_vs_ms.png",
@@ -399,6 +400,17 @@ fn smoke_report_has_every_section_number_and_plot() {
             .as_f64()
             .unwrap()
     };
+
+    // Many cameras: a row per search (full, warp shared, warp with a model per stream), each
+    // with the streams held as a number and the steps it ran.
+    let cams = section(&md, "## Many cameras");
+    let (header, rows) = &tables(cams)[0];
+    assert_eq!(rows.len(), json["multicam"].as_array().unwrap().len());
+    assert!(rows.len() >= 3, "{cams}");
+    for row in rows {
+        assert!(number(&row[column(header, "streams held")]) >= 0.0);
+        assert!(row[column(header, "steps (streams: held)")].starts_with("2: "));
+    }
 
     // The headline states the three ratios as measured.
     let headline = section(&md, "## Headline");

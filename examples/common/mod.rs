@@ -8,6 +8,7 @@ pub mod helpers;
 pub mod machine;
 pub mod metrics;
 pub mod motion_eval;
+pub mod multicam;
 pub mod provenance;
 pub mod speed;
 pub mod stats;

@@ -19,6 +19,10 @@ pub struct Report {
     pub stills: StillsSection,
     pub speed: Vec<SpeedClip>,
     pub decoders: Vec<DecodeClip>,
+    /// Many live cameras: one search for the most streams per configuration (empty in a report
+    /// made before the section existed).
+    #[serde(default)]
+    pub multicam: Vec<crate::common::multicam::Search>,
     /// What the run left out and why (bundles it cannot score, and the like).
     pub notes: Vec<String>,
 }

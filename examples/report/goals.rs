@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use crate::common::multicam::GOAL_STREAMS;
 use crate::data::*;
 
 /// TDNet-style bundles are distilled from this network; their goal is relative to it.
@@ -211,6 +212,58 @@ pub fn model_goals(report: &Report) -> Vec<Goal> {
     goals
 }
 
+/// The many-cameras goal: at least [`GOAL_STREAMS`] live streams in `warp` (one shared model,
+/// synchronous keyframes) held real time, with the bundle in memory once for all of them.
+pub fn multicam_goals(report: &Report) -> Vec<Goal> {
+    let Some(search) = report
+        .multicam
+        .iter()
+        .find(|s| s.settings.mode == "warp" && s.settings.share && !s.settings.async_keyframes)
+    else {
+        return Vec::new();
+    };
+    let s = &search.settings;
+    let mut goals = vec![Goal {
+        what: format!(
+            "live {}x{} streams at {} fps held in `warp` (interval {}, one shared model, {:.0} s \
+             per step, p99 latency <= {:.0} ms, no dropped frame)",
+            search.width,
+            search.height,
+            search.fps,
+            s.keyframe_interval,
+            s.seconds,
+            s.latency_bound_ms
+        ),
+        target: format!(">= {GOAL_STREAMS}"),
+        measured: if search.capped {
+            format!("{} (the search's limit)", search.held)
+        } else {
+            search.held.to_string()
+        },
+        margin: Some(search.held as f64 - GOAL_STREAMS as f64),
+        unit: " streams",
+    }];
+    if let Some(step) = search.held_step() {
+        goals.push(Goal {
+            what: format!(
+                "bundles loaded for the {} shared `warp` streams (RSS added per stream reported)",
+                step.streams
+            ),
+            target: "1".into(),
+            measured: format!(
+                "{}{}",
+                step.shared_loads,
+                step.rss_per_stream_mib()
+                    .map_or(String::new(), |r| format!(" (+{r:.1} MiB RSS per stream)"))
+            ),
+            // Exactly one: met with margin 0, any other count missed by its distance.
+            margin: Some(-(step.shared_loads as f64 - 1.0).abs()),
+            unit: "",
+        });
+    }
+    goals
+}
+
 /// The goals section of report.md.
 pub fn goals_markdown(out: &mut String, report: &Report) {
     let _ = writeln!(out, "## Goals\n");
@@ -218,13 +271,17 @@ pub fn goals_markdown(out: &mut String, report: &Report) {
         out,
         "The project's stated goals, checked against this run's numbers (the tables below): \
          speed on the shipped clip (Speed section), accuracy and per-frame cost on camvid-motion \
-         (Accuracy section).\n"
+         (Accuracy section), live streams held (Many cameras section).\n"
     );
     let _ = writeln!(
         out,
         "| goal | target | measured | verdict |\n| --- | --- | --- | --- |"
     );
-    for g in speed_goals(report).iter().chain(&model_goals(report)) {
+    let goals = speed_goals(report)
+        .into_iter()
+        .chain(model_goals(report))
+        .chain(multicam_goals(report));
+    for g in goals {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} |",

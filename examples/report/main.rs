@@ -10,9 +10,10 @@
 //! Full (default): the 12 camvid-motion test sequences, both encodes, every shipped CamVid
 //! bundle in every mode it can serve; the whole CamVid test split per image bundle; 3 speed
 //! rounds on the shipped clip and a 480x360 re-encode; 5 decoder rounds on the shipped clip and a
-//! 1280x720 re-encode. `--quick` (a few minutes): 3 sequences, the default bundle plus any
-//! temporal bundle, 20 CamVid test images, 2 speed rounds, 3 decoder rounds. `--smoke` (the
-//! test's): 1 sequence, P encode only, 4 images, 48 frames per speed pass, 1 decoder round.
+//! 1280x720 re-encode; many cameras with 60 s steps. `--quick` (a few minutes): 3 sequences, the
+//! default bundle plus any temporal bundle, 20 CamVid test images, 2 speed rounds, 3 decoder
+//! rounds, many cameras with 8 s steps up to 24 streams. `--smoke` (the test's): 1 sequence, P
+//! encode only, 4 images, 48 frames per speed pass, 1 decoder round, 2 cameras for 2 s.
 //! Modes come from the element (its `mode` enum) and each bundle's scheme, so a bundle that
 //! serves `fusion` or `distributed` shows up in every section without a change here.
 //! `--update-readme` rewrites README.md between `<!-- report:begin -->` and
@@ -37,6 +38,7 @@ use gstvss::segmenter::Mode;
 use common::decode::{decode_once, scaled_clip, shipped_clip};
 use common::helpers::median;
 use common::motion_eval::{self, SegmentSettings};
+use common::multicam::{self, Camera, Limits, Search, Settings};
 use common::speed::{bare_forward, decode_all, run_element, run_pipeline};
 use data::*;
 use python::Python;
@@ -90,6 +92,11 @@ struct Profile {
     decode_720p: bool,
     /// Every shipped bundle; otherwise the default plus temporal ones.
     all_bundles: bool,
+    /// Many cameras: warm-up and measured seconds per step, the first and the most streams.
+    multicam_warmup_s: f64,
+    multicam_seconds: f64,
+    multicam_start: usize,
+    multicam_max: usize,
 }
 
 const FULL: Profile = Profile {
@@ -103,6 +110,10 @@ const FULL: Profile = Profile {
     decode_rounds: 5,
     decode_720p: true,
     all_bundles: true,
+    multicam_warmup_s: multicam::DEFAULT_WARMUP_SECONDS,
+    multicam_seconds: multicam::DEFAULT_SECONDS,
+    multicam_start: 1,
+    multicam_max: 48,
 };
 
 const QUICK: Profile = Profile {
@@ -116,6 +127,10 @@ const QUICK: Profile = Profile {
     decode_rounds: 3,
     decode_720p: false,
     all_bundles: false,
+    multicam_warmup_s: multicam::DEFAULT_WARMUP_SECONDS,
+    multicam_seconds: 8.0,
+    multicam_start: 1,
+    multicam_max: 24,
 };
 
 const SMOKE: Profile = Profile {
@@ -129,6 +144,10 @@ const SMOKE: Profile = Profile {
     decode_rounds: 1,
     decode_720p: false,
     all_bundles: false,
+    multicam_warmup_s: 2.0,
+    multicam_seconds: 2.0,
+    multicam_start: 2,
+    multicam_max: 2,
 };
 
 /// camvid-motion frames per sequence and seed: the generator's defaults.
@@ -298,6 +317,7 @@ fn measure(args: &Args, profile: &Profile, python: &Python, root: &Path) -> Resu
     let stills = stills_section(profile, python, &chosen, threads, &mut notes)?;
     let speed = speed_section(args, profile, python, &motion_bundles, threads)?;
     let decoders = decoder_section(profile, python)?;
+    let multicam = multicam_section(profile)?;
 
     let mut environment = environment;
     environment.load_after = common::machine::load_average();
@@ -310,6 +330,7 @@ fn measure(args: &Args, profile: &Profile, python: &Python, root: &Path) -> Resu
         stills,
         speed,
         decoders,
+        multicam,
         notes,
     })
 }
@@ -892,6 +913,68 @@ fn decoder_section(profile: &Profile, python: &Python) -> Result<Vec<DecodeClip>
         t.elapsed().as_secs_f64()
     );
     Ok(out)
+}
+
+/// Many live cameras: the most streams that keep real time in `full` and in `warp` (and any
+/// warp variant the element adds) sharing one model, and in `warp` with a model per stream
+/// (examples/common/multicam.rs, as `examples/multicam --find-max` runs it).
+fn multicam_section(profile: &Profile) -> Result<Vec<Search>> {
+    let t = Instant::now();
+    let camera = Camera::encode(
+        &shipped_clip(),
+        multicam::DEFAULT_WIDTH,
+        multicam::DEFAULT_HEIGHT,
+        multicam::DEFAULT_FPS,
+    )?;
+    let shared = Settings {
+        warmup_s: profile.multicam_warmup_s,
+        seconds: profile.multicam_seconds,
+        ..Settings::default()
+    };
+    let mut configs = vec![Settings {
+        mode: Mode::Full.as_str().into(),
+        ..shared.clone()
+    }];
+    for mode in Mode::ALL
+        .iter()
+        .filter(|m| m.as_str().starts_with(Mode::Warp.as_str()))
+    {
+        configs.push(Settings {
+            mode: mode.as_str().into(),
+            ..shared.clone()
+        });
+    }
+    configs.push(Settings {
+        share: false,
+        ..shared.clone()
+    });
+    let mut searches: Vec<Search> = Vec::new();
+    for settings in configs {
+        // Where the same mode held already (shared, before a model per stream), else the
+        // profile's first count.
+        let start = searches
+            .iter()
+            .filter(|s| s.settings.mode == settings.mode)
+            .map(|s| s.held)
+            .max()
+            .filter(|&n| n > 0)
+            .unwrap_or(profile.multicam_start);
+        let limits = Limits {
+            start,
+            max: profile.multicam_max,
+        };
+        let label = settings.label();
+        let search = multicam::find_max(&camera, &settings, limits, |step| {
+            eprintln!("[report] many cameras, {label}: {}", step.summary_line())
+        })?;
+        eprintln!("[report] many cameras: {}", search.result_line());
+        searches.push(search);
+    }
+    eprintln!(
+        "[report] many cameras done in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(searches)
 }
 
 /// Versions and the machine, before anything runs.

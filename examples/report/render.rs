@@ -239,6 +239,7 @@ pub fn report_markdown(report: &Report) -> String {
     stills_markdown(&mut out, report);
     speed_markdown(&mut out, report);
     decoders_markdown(&mut out, report);
+    multicam_markdown(&mut out, report);
 
     if !report.notes.is_empty() {
         let _ = writeln!(out, "## Notes\n");
@@ -509,6 +510,85 @@ fn decoders_markdown(out: &mut String, report: &Report) {
     }
 }
 
+fn multicam_markdown(out: &mut String, report: &Report) {
+    let Some(first) = report.multicam.first() else {
+        return;
+    };
+    let s = &first.settings;
+    let cores = first.steps.first().map_or(0, |st| st.cores);
+    let _ = writeln!(out, "## Many cameras\n");
+    let _ = writeln!(
+        out,
+        "Live camera streams in one process, each its own pipeline `appsrc is-live=true ! \
+         h264parse ! vssdec max-threads=1 ! vsssegment keyframe-policy=interval \
+         keyframe-interval={} overlay=none mode=... ! fakesink sync=false` (`cargo run --release \
+         --example multicam -- --find-max` runs the same). The camera: {}, made from the shipped \
+         clip; each stream pushes its frames at the instants a camera captures them, the streams \
+         offset by fractions of a keyframe period. Per step: {:.0} s of warm-up, then {:.0} s \
+         measured. A stream holds real time when none of the frames captured in that window is \
+         missing or later than {:.0} ms from capture to the sink (a display configured for that \
+         latency would drop it). The search raises the number of streams until one fails, then \
+         narrows down to the most that hold; the numbers are those of the step at that count. \
+         CPU = the process's CPU time over the window's wall time in % of one core ({cores} \
+         cores here), divided by the streams; RSS added per stream = (RSS at the window's end - \
+         RSS once the first stream had started) / (streams - 1). One shared model: every stream \
+         `model-instance-id={}`, the bundle loaded once; a model per stream: no id.\n",
+        s.keyframe_interval,
+        first.camera,
+        s.warmup_s,
+        s.seconds,
+        s.latency_bound_ms,
+        crate::common::multicam::INSTANCE_ID,
+    );
+    multicam_table(out, report);
+    out.push('\n');
+}
+
+/// One row per search: the most streams held and that step's numbers.
+fn multicam_table(out: &mut String, report: &Report) {
+    let _ = writeln!(
+        out,
+        "| configuration | streams held | worst p99 ms | lowest fps | CPU % of a core per stream | RSS added per stream MiB | bundles loaded via id | fewest not held | steps (streams: held) |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
+    );
+    for search in &report.multicam {
+        let held = search.held_step();
+        let worst = held.map(|st| st.worst());
+        let failed = match search.failed_step() {
+            Some(st) => format!(
+                "{} ({})",
+                st.streams,
+                st.failures
+                    .first()
+                    .map_or(String::new(), |f| f.replace('|', "/"))
+            ),
+            None if search.capped => format!("— (the limit, {}, held)", search.limits.max),
+            None => "—".into(),
+        };
+        let steps: Vec<String> = search
+            .steps
+            .iter()
+            .map(|st| format!("{}: {}", st.streams, if st.held { "yes" } else { "no" }))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            search.settings.label(),
+            search.held,
+            worst
+                .and_then(|w| w.1)
+                .map_or("—".into(), |l| format!("{:.0}", l.p99)),
+            worst.map_or("—".into(), |w| format!("{:.2}", w.0)),
+            held.map_or("—".into(), |st| format!("{:.1}", st.cpu_per_stream())),
+            held.and_then(|st| st.rss_per_stream_mib())
+                .map_or("—".into(), |r| format!("{r:.1}")),
+            held.map_or("—".into(), |st| st.shared_loads.to_string()),
+            failed,
+            steps.join(", ")
+        );
+    }
+}
+
 /// The README's results block (without the markers): a table per mode of the default and other
 /// bundles, the peers, and the headline, linking the full report at `link`.
 pub fn readme_block(report: &Report, link: &str) -> String {
@@ -590,6 +670,23 @@ pub fn readme_block(report: &Report, link: &str) -> String {
         );
     }
     out.push('\n');
+    if let Some(first) = report.multicam.first() {
+        let s = &first.settings;
+        let _ = writeln!(
+            out,
+            "Many cameras: live {}x{} streams at {} fps in one process, each `vssdec ! vsssegment \
+             keyframe-interval={}`, {:.0} s per step; held = real time with p99 latency <= {:.0} \
+             ms and no dropped or missing frame (report.md, \"Many cameras\"):\n",
+            first.width,
+            first.height,
+            first.fps,
+            s.keyframe_interval,
+            s.seconds,
+            s.latency_bound_ms
+        );
+        multicam_table(&mut out, report);
+        out.push('\n');
+    }
     for line in headline_lines(report) {
         let _ = writeln!(out, "- {line}");
     }
