@@ -165,10 +165,8 @@ fn print_step(step: &Step) {
     println!();
     println!("{}", step.summary_line());
     println!(
-        "pipeline latency (what the sinks waited with) {:.1} ms; pacing thread late by {:.1} ms \
-         at worst; RSS {:.0} MiB before, {:.0} MiB with the first stream, {:.0} MiB at the end; \
+        "pacing thread late by {:.1} ms at worst; RSS {:.0} MiB before, {:.0} MiB with the first stream, {:.0} MiB at the end; \
          bundles loaded through model-instance-id: {}",
-        step.pipeline_latency_ms,
         step.pacing_late_ms,
         step.rss_before_mib,
         step.rss_first_mib,

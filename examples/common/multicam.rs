@@ -311,9 +311,6 @@ pub struct Step {
     pub rss_end_mib: f64,
     /// Bundles loaded through `model-instance-id` during the step (shared: 1).
     pub shared_loads: usize,
-    /// The largest latency a stream's pipeline declared at the end (what a synchronising sink
-    /// would wait), ms.
-    pub pipeline_latency_ms: f64,
     /// How late the pacing thread pushed a frame after its capture instant at worst, ms.
     pub pacing_late_ms: f64,
     pub held: bool,
@@ -487,15 +484,6 @@ impl Stream {
             .filter(|(t, _)| *t >= from)
             .map(|(_, l)| *l)
             .fold(before, u32::max)
-    }
-
-    fn latency_ms(&self) -> f64 {
-        let mut query = gst::query::Latency::new();
-        if self.pipeline.query(&mut query) {
-            query.result().1.nseconds() as f64 / 1e6
-        } else {
-            f64::NAN
-        }
     }
 }
 
@@ -674,10 +662,6 @@ pub fn run_step(camera: &Camera, settings: &Settings, n: usize) -> Result<Step> 
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let pipeline_latency_ms = streams
-        .iter()
-        .map(Stream::latency_ms)
-        .fold(f64::NAN, f64::max);
     let window_s = settings.seconds;
     let frame_ns = camera.offset_ns(1);
     let mut per_stream = Vec::with_capacity(n);
@@ -744,7 +728,6 @@ pub fn run_step(camera: &Camera, settings: &Settings, n: usize) -> Result<Step> 
         rss_first_mib,
         rss_end_mib,
         shared_loads: gstvss::model::instances::loads(INSTANCE_ID) - loads_before,
-        pipeline_latency_ms,
         pacing_late_ms: pacing_late.as_secs_f64() * 1e3,
         held: failures.is_empty(),
         failures,
