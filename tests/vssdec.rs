@@ -831,6 +831,8 @@ fn shared_planes_equal_the_copies_and_are_not_written_through() {
     assert_eq!(
         scribbled, copied,
         "a write downstream reached the decoder's references"
+    );
+}
 
 /// `readelf -d` of a plugin in `target/<profile>` (next to this test's `deps/`): its DT_NEEDED
 /// libraries and its DT_RPATH/DT_RUNPATH entries.
