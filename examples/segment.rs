@@ -561,7 +561,7 @@ impl MaskWriter {
             &[gst::MessageType::Eos, gst::MessageType::Error],
         ) {
             Some(msg) if matches!(msg.view(), gst::MessageView::Error(_)) => {
-                Err(anyhow!("writing masks: {}", describe(&msg)))
+                Err(anyhow!("writing masks: {}", describe_message(&msg)))
             }
             Some(_) => Ok(self.written.load(Ordering::Relaxed)),
             None => Err(anyhow!("the mask writer did not finish within 60 s")),
