@@ -49,13 +49,7 @@ impl ModeState for Fusion {
         })?;
         self.key_features = Some(features);
         ctx.restart_track();
-        Ok(Step {
-            map,
-            branch: Mode::Full,
-            keyframe: true,
-            distance: 0,
-            keyframe_started: false,
-        })
+        Ok(Step::keyframe(map))
     }
 
     /// The keyframe features warped along the motion accumulated since the keyframe (the grid

@@ -27,13 +27,7 @@ impl ModeState for LowRes {
     fn keyframe(&mut self, ctx: &mut Context, input: &FrameInput) -> Result<Step, SegmentError> {
         let map = infer(&ctx.bundle, input, ctx.native(), false)?;
         ctx.restart_track();
-        Ok(Step {
-            map,
-            branch: Mode::Full,
-            keyframe: true,
-            distance: 0,
-            keyframe_started: false,
-        })
+        Ok(Step::keyframe(map))
     }
 
     fn nonkeyframe(

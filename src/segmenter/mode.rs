@@ -39,6 +39,19 @@ pub struct Step {
     pub keyframe_started: bool,
 }
 
+impl Step {
+    /// The full model's result on this frame: a keyframe at distance 0.
+    pub fn keyframe(map: Arc<[u8]>) -> Step {
+        Step {
+            map,
+            branch: Mode::Full,
+            keyframe: true,
+            distance: 0,
+            keyframe_started: false,
+        }
+    }
+}
+
 /// A mode's state over a stream and its per-frame steps. The shared part (schedule, motion
 /// track, frame counter) is in [`Context`]; switching modes or resetting drops the state.
 pub(super) trait ModeState: Send {

@@ -173,13 +173,7 @@ impl ModeState for Warp {
         self.key_map = Some(map.clone());
         self.key_index = ctx.frame_index;
         ctx.restart_track();
-        Ok(Step {
-            map,
-            branch: Mode::Full,
-            keyframe: true,
-            distance: 0,
-            keyframe_started: false,
-        })
+        Ok(Step::keyframe(map))
     }
 
     fn nonkeyframe(
