@@ -9,7 +9,8 @@ cd "$ROOT"
 unset GST_PLUGIN_PATH
 
 echo "== cargo test =="
-cargo test --release --workspace --all-targets
+# Every test binary runs, so one failure does not hide the others.
+cargo test --release --workspace --all-targets --no-fail-fast
 echo "== analytics-v1_26: compile check only (GStreamer >= 1.26 API, not run here) =="
 bash scripts/check-analytics.sh
 echo "== pytest models/tests =="

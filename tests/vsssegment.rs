@@ -1205,6 +1205,28 @@ fn late_frames_make_it_degrade_in_the_documented_order() {
     assert_eq!(modes, ["lowres", "warp"], "QoS steps within 30 s");
 }
 
+/// A QoS event that calls every frame late drops none of them: motion needs every frame, so
+/// lateness is answered by the ladder, not by BaseTransform's dropping (on in GstVideoFilter).
+#[test]
+fn late_frames_are_never_dropped() {
+    init();
+    let pixels = &clip_rgb_native(1)[0];
+    let mut h = harness(&[("mode", "full"), ("overlay", "none")]);
+    h.set_src_caps(rgb_caps(NATIVE_W, NATIVE_H));
+    segment_one(&mut h, frame(pixels, 0, None));
+    // Every frame before 10 s is late by a second.
+    assert!(h.push_upstream_event(gst::event::Qos::new(
+        gst::QOSType::Underflow,
+        2.0,
+        1_000_000_000,
+        gst::ClockTime::from_seconds(10),
+    )));
+    for n in 1..4 {
+        let out = segment_one(&mut h, frame(pixels, n, None));
+        assert!(out.seg.is_some(), "frame {n}");
+    }
+}
+
 /// Downstream that proposes the overlay meta but takes only plain caps gets the map blended:
 /// the meta goes only where the caps feature was negotiated, and then the caps say so.
 #[test]

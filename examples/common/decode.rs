@@ -175,4 +175,3 @@ pub fn high_profile_bframes_clip() -> Result<PathBuf> {
          ! video/x-h264,profile=high",
     )
 }
-

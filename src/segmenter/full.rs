@@ -27,7 +27,12 @@ impl Full {
     /// Every frame is a keyframe at distance 0 (the meta's contract); the schedule still
     /// decides, but only the reason it gives is kept.
     fn segment(ctx: &mut Context, input: &FrameInput) -> Result<Step, SegmentError> {
-        Ok(Step::keyframe(infer(&ctx.bundle, input, ctx.native(), false)?))
+        Ok(Step::keyframe(infer(
+            &ctx.bundle,
+            input,
+            ctx.native(),
+            false,
+        )?))
     }
 }
 

@@ -221,6 +221,15 @@ impl ObjectSubclass for VssSegment {
 }
 
 impl ObjectImpl for VssSegment {
+    fn constructed(&self) {
+        self.parent_constructed();
+        // GstVideoFilter turns on BaseTransform's QoS, which drops every frame that a QoS
+        // event says is late. A dropped frame breaks the motion chain (the next one is a
+        // keyframe, the costliest frame there is), so lateness is answered by the ladder
+        // (`qos-degrade`) instead. The inherited `qos` property can turn dropping back on.
+        self.obj().set_qos(false);
+    }
+
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
             vec![
