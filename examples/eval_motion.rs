@@ -1,15 +1,19 @@
-//! Scores vsssegment on camvid-motion through the real element: mIoU per distance from the
+//! Scores vsssegment on labelled video through the real element: mIoU per distance from the
 //! keyframe, averaged mIoU and cost per frame, for each mode and encode, as a Markdown report.
 //!
 //! ```text
-//! .venv/bin/python models/camvid_motion.py       # the 12 test sequences, once (~15 s)
-//! cargo run --release --example eval_motion -- [--data .cache/camvid-motion/test] \
-//!     [--modes full,lowres,warp] [--encodes p,b] [--model camvid-espnet] [--limit N] \
-//!     [--json results.json]
+//! .venv/bin/python models/camvid_real.py         # real motion: CamVid 0016E5, once (~15 s)
+//! cargo run --release --example eval_motion -- [--data .cache/camvid-real] \
+//!     [--modes full,lowres,warp] [--encodes p12,b12,p6,b6] [--model camvid-espnet] \
+//!     [--limit N] [--json results.json]
+//! .venv/bin/python models/camvid_motion.py       # synthetic motion: 12 sequences (~15 s)
+//! cargo run --release --example eval_motion -- --data .cache/camvid-motion/test
 //! ```
 //! Per sequence, encode and mode, the video goes through `vssdec ! vsssegment` and every frame's
 //! `SegmentationMeta` class map is compared with the sequence's label PNG of the same index
-//! (display order; `common/motion_eval.rs` has the pipeline and the distance rule).
+//! (display order; `common/motion_eval.rs` has the pipeline and the distance rule). The encodes
+//! are those the dataset's meta.json lists unless `--encodes` picks some: camvid-real has
+//! p12, b12, p6, b6 (P-only or B-frames, I-frame every 12 or 6 frames), camvid-motion p, b.
 //! The field statistics of `stats=true` messages (`uncovered-share`, `mean-motion`, posted
 //! where the element keeps a motion field: `warp`) are averaged per `d` next to the mIoU drop:
 //! the data for tuning the adaptive keyframe policy.
@@ -21,21 +25,25 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use common::motion_eval::{Run, SegmentSettings, evaluate, sequence_dirs};
+use common::agreement::agreement;
+use common::motion_eval::{
+    DatasetInfo, Run, SegmentSettings, dataset_info, evaluate, sequence_dirs,
+};
 use common::provenance;
 use gstvss::model::DEFAULT_BUNDLE;
 
 #[derive(Parser)]
-#[command(about = "mIoU per distance from the keyframe on camvid-motion, through vsssegment")]
+#[command(about = "mIoU per distance from the keyframe on labelled video, through vsssegment")]
 struct Args {
-    /// A camvid-motion split folder (models/camvid_motion.py): <NNN>/{p.mp4,b.mp4,labels/}.
-    #[arg(long, default_value = ".cache/camvid-motion/test")]
+    /// A folder of sequences, each <name>/{<encode>.mp4,labels/,meta.json}: camvid-real
+    /// (models/camvid_real.py) or a camvid-motion split (models/camvid_motion.py).
+    #[arg(long, default_value = ".cache/camvid-real")]
     data: PathBuf,
     /// vsssegment modes, comma-separated.
     #[arg(long, default_value = "full,lowres,warp", value_delimiter = ',')]
     modes: Vec<String>,
-    /// Encodes, comma-separated: p (P-only, ref=1) and/or b (B-frames, ref=3).
-    #[arg(long, default_value = "p,b", value_delimiter = ',')]
+    /// Encodes, comma-separated (default: all the dataset's meta.json lists).
+    #[arg(long, value_delimiter = ',')]
     encodes: Vec<String>,
     /// Bundle folder, its manifest.json, or a shipped bundle's name.
     #[arg(long, default_value = DEFAULT_BUNDLE)]
@@ -54,6 +62,11 @@ struct Args {
     /// results would not reproduce; the encodes have one slice, so this decodes on one thread.
     #[arg(long, default_value = "slice", value_parser = ["auto", "frame", "slice"])]
     decoder_thread_type: String,
+    /// Label-free instead: per distance from the keyframe, the share of pixels where each mode
+    /// agrees with `full` on these clips (H.264 in MP4), with `full` against its previous frame
+    /// and the keyframe's map held as references. Repeatable.
+    #[arg(long)]
+    video: Vec<PathBuf>,
     /// vsssegment's keyframe policy and its settings, e.g. `keyframe-policy=adaptive
     /// adaptive-uncovered=0.3 adaptive-motion=16`.
     #[arg(long, default_value = "keyframe-policy=codec")]
@@ -80,21 +93,32 @@ impl Args {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
     for mode in &args.modes {
         if !["full", "lowres", "fusion", "warp", "distributed"].contains(&mode.as_str()) {
             bail!("unknown mode {mode:?}");
         }
     }
-    for encode in &args.encodes {
-        if !["p", "b"].contains(&encode.as_str()) {
-            bail!("unknown encode {encode:?} (p or b)");
-        }
-    }
     gst::init()?;
     gstvss::ensure_registered()?;
+    if !args.video.is_empty() {
+        return label_free(&args);
+    }
 
     let sequences = sequence_dirs(&args.data, args.limit)?;
+    let dataset = dataset_info(&sequences[0])?;
+    if args.encodes.is_empty() {
+        args.encodes = dataset.encodes.clone();
+    }
+    for encode in &args.encodes {
+        if !dataset.encodes.contains(encode) {
+            bail!(
+                "unknown encode {encode:?}: {} has {}",
+                args.data.display(),
+                dataset.encodes.join(", ")
+            );
+        }
+    }
     let started = Instant::now();
     let runs = evaluate(
         &args.settings(),
@@ -116,13 +140,14 @@ fn main() -> Result<()> {
         ""
     );
 
-    print!("{}", report(&args, sequences.len(), &runs));
+    print!("{}", report(&args, &dataset, sequences.len(), &runs));
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "command": provenance::command_line(),
             "machine": common::machine::describe(),
             "commit": provenance::commit(),
             "data": args.data,
+            "dataset": dataset.name,
             "sequences": sequences.len(),
             "model": args.model,
             "runs": runs.iter().map(Run::to_json).collect::<Vec<_>>(),
@@ -133,7 +158,52 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn report(args: &Args, sequences: usize, runs: &[Run]) -> String {
+/// The label-free table of every `--video`.
+fn label_free(args: &Args) -> Result<()> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let pct = |v: Option<f64>| v.map_or("—".into(), |v| format!("{:.2}", v * 100.0));
+    let _ = writeln!(out, "## Agreement with `full`, no labels\n");
+    let _ = writeln!(out, "- command: `{}`", provenance::command_line());
+    let _ = writeln!(out, "- machine: {}", common::machine::describe());
+    let _ = writeln!(out, "- commit: {}", provenance::commit());
+    let _ = writeln!(
+        out,
+        "- model {}, {}, keyframe-interval {}; d = frames since the keyframe (the first \
+         cheap mode's schedule); % of pixels whose class equals `full`'s on the same frame\n",
+        args.model, args.policy, args.keyframe_interval
+    );
+    for video in &args.video {
+        eprintln!("{} ...", video.display());
+        let tallies = agreement(&args.settings(), video, &args.modes)
+            .with_context(|| video.display().to_string())?;
+        let max_d = tallies
+            .iter()
+            .map(|t| t.per_distance.len())
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(out, "### {}\n", video.display());
+        let mut header = String::from("| compared with `full` |");
+        let mut rule = String::from("| --- |");
+        for d in 0..max_d {
+            let _ = write!(header, " d={d} |");
+            rule.push_str(" ---: |");
+        }
+        let _ = writeln!(out, "{header} all | mean ms |\n{rule} ---: | ---: |");
+        for t in &tallies {
+            let mut line = format!("| {} |", t.label);
+            for d in 0..max_d {
+                let _ = write!(line, " {} |", pct(t.share(d)));
+            }
+            let _ = writeln!(out, "{line} **{}** | {:.1} |", pct(t.overall()), t.mean_ms);
+        }
+        out.push('\n');
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn report(args: &Args, dataset: &DatasetInfo, sequences: usize, runs: &[Run]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let max_d = runs.iter().map(|r| r.per_distance.len()).max().unwrap_or(0);
@@ -141,7 +211,7 @@ fn report(args: &Args, sequences: usize, runs: &[Run]) -> String {
         v.filter(|v| v.is_finite())
             .map_or("—".into(), |v| format!("{:.2}", v * 100.0))
     };
-    let _ = writeln!(out, "## camvid-motion through vsssegment\n");
+    let _ = writeln!(out, "## {} through vsssegment\n", dataset.name);
     let _ = writeln!(out, "- command: `{}`", provenance::command_line());
     let _ = writeln!(out, "- machine: {}", common::machine::describe());
     let _ = writeln!(out, "- commit: {}", provenance::commit());

@@ -54,6 +54,14 @@ struct Args {
     /// Side scale of the low-resolution branch (lowres mode).
     #[arg(long, default_value_t = 0.5)]
     lowres_scale: f64,
+    /// warp mode: share of the frame's pixels per frame re-segmented where the carried map
+    /// looks wrong (vsssegment's `correction-budget`; 0 = off; default: the element's).
+    #[arg(long)]
+    correction_budget: Option<f64>,
+    /// Mean absolute luma difference under which a tile is left as carried (vsssegment's
+    /// `correction-threshold`; default: the element's).
+    #[arg(long)]
+    correction_threshold: Option<f64>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -145,6 +153,12 @@ fn build(args: &Args, tally: &Arc<Mutex<Tally>>) -> Result<(gst::Pipeline, gst::
     segment.set_property_from_str("keyframe-policy", &args.keyframe_policy);
     segment.set_property("keyframe-interval", args.keyframe_interval.max(1));
     segment.set_property("lowres-scale", args.lowres_scale);
+    if let Some(budget) = args.correction_budget {
+        segment.set_property("correction-budget", budget);
+    }
+    if let Some(threshold) = args.correction_threshold {
+        segment.set_property("correction-threshold", threshold);
+    }
     segment.set_property_from_str("overlay", if args.out.is_some() { "blend" } else { "none" });
     segment.set_property("overlay-alpha", args.overlay_alpha);
 

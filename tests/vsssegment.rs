@@ -351,6 +351,100 @@ fn assert_still_frames_keep_the_keyframe_map(codec_vectors: bool) {
     }
 }
 
+/// Correction: a region the field cannot explain (road pasted over the top of the frame, with
+/// zero motion vectors) is re-segmented from the frame, on a crop with context: the tile holds
+/// the bundle's own result on that crop. The regions the field explains keep the carried map,
+/// pixel for pixel. Without a budget nothing is re-segmented.
+#[test]
+fn correction_resegments_what_the_field_cannot_explain_and_nothing_else() {
+    use gstvss::model::{Bundle, class_map, to_vec_u8};
+    use gstvss::segmenter::correction::Tiling;
+
+    init();
+    let key = &clip_rgb_native(1)[0];
+    let bundle = Bundle::load(DEFAULT_BUNDLE, tch::Device::Cpu).expect("default bundle");
+    let tiling = Tiling::new(NATIVE_W, NATIVE_H, bundle.manifest().size_multiple());
+    // The tile at column 1, row 0 gets the pixels two tiles below it: road where there was sky
+    // and buildings.
+    let tile = tiling.tile_rect(1, 0);
+    let (x0, x1, y0, y1) = (
+        tile.x0 as usize,
+        tile.x1 as usize,
+        tile.y0 as usize,
+        tile.y1 as usize,
+    );
+    let below = 2 * tiling.tile as usize;
+    let mut changed = key.clone();
+    let row = NATIVE_W as usize * 3;
+    for y in y0..y1 {
+        let (dst, src) = (y * row + x0 * 3, (y + below) * row + x0 * 3);
+        changed.copy_within(src..src + (x1 - x0) * 3, dst);
+    }
+    let inside = |i: usize| {
+        let (x, y) = (i % NATIVE_W as usize, i / NATIVE_W as usize);
+        (x0..x1).contains(&x) && (y0..y1).contains(&y)
+    };
+    let run = |budget: &str| {
+        let mut h = harness(&[
+            ("mode", "warp"),
+            ("keyframe-policy", "interval"),
+            ("keyframe-interval", "12"),
+            ("correction-budget", budget),
+            ("overlay", "none"),
+        ]);
+        h.set_src_caps(rgb_caps(NATIVE_W, NATIVE_H));
+        let first = segment_one(&mut h, frame(key, 0, Some(intra())));
+        let zero = predicted(global_vectors(NATIVE_W, NATIVE_H, 0, 0));
+        let second = segment_one(&mut h, frame(&changed, 1, Some(zero)));
+        (
+            first.seg().class_map.clone(),
+            second.seg().class_map.clone(),
+        )
+    };
+    // The bundle on the crop correction takes around the tile.
+    let crop = tiling.crop_for(tile);
+    let on_crop = {
+        let image = tch::Tensor::from_slice(&changed)
+            .view([NATIVE_H as i64, NATIVE_W as i64, 3])
+            .permute([2, 0, 1])
+            .unsqueeze(0)
+            .narrow(2, i64::from(crop.y0), i64::from(crop.height()))
+            .narrow(3, i64::from(crop.x0), i64::from(crop.width()))
+            .contiguous();
+        let (logits, _) = bundle.forward(&image).expect("forward");
+        to_vec_u8(&class_map(&logits, crop.height(), crop.width()).expect("class map"))
+            .expect("map")
+    };
+
+    let (key_map, corrected) = run("0.3");
+    let w = NATIVE_W as usize;
+    let mut as_crop = 0usize;
+    for (i, (&got, &carried)) in corrected.iter().zip(key_map.iter()).enumerate() {
+        let (x, y) = (i % w, i / w);
+        if inside(i) {
+            let c = (y - crop.y0 as usize) * crop.width() as usize + (x - crop.x0 as usize);
+            as_crop += usize::from(got == on_crop[c]);
+        } else {
+            assert_eq!(got, carried, "({x}, {y}) outside: the carried class");
+        }
+    }
+    let n = (0..key_map.len()).filter(|&i| inside(i)).count();
+    // The element's libtorch threads may round differently from this one's: a few ties.
+    assert!(
+        as_crop as f64 >= 0.995 * n as f64,
+        "only {as_crop} of {n} tile pixels hold the crop's class"
+    );
+    let differs = (0..key_map.len())
+        .filter(|&i| inside(i) && corrected[i] != key_map[i])
+        .count() as f64
+        / n as f64;
+    assert!(differs > 0.3, "only {differs:.3} of the tile changed class");
+
+    let (key_map_off, carried) = run("0");
+    assert_eq!(key_map_off, key_map);
+    assert_eq!(carried, key_map, "no budget: the keyframe's map, carried");
+}
+
 #[test]
 fn warp_with_zero_codec_motion_returns_the_keyframe_map() {
     assert_still_frames_keep_the_keyframe_map(true);

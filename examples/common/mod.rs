@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod agreement;
 pub mod decode;
 #[path = "../../tests/support/helpers.rs"]
 pub mod helpers;

@@ -83,7 +83,8 @@ pub fn sequence_dirs(data: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> 
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(data)
         .with_context(|| {
             format!(
-                "reading {} (generate it: .venv/bin/python models/camvid_motion.py)",
+                "reading {} (generate it: .venv/bin/python models/camvid_real.py, or \
+                 models/camvid_motion.py for the synthetic-motion set)",
                 data.display()
             )
         })?
@@ -98,6 +99,41 @@ pub fn sequence_dirs(data: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> 
         bail!("no camvid-motion sequences in {}", data.display());
     }
     Ok(dirs)
+}
+
+/// What a sequence folder's meta.json says of its dataset: its name (`dataset`, camvid-motion
+/// where absent: its generator predates the field) and its encodes in the generator's order.
+pub struct DatasetInfo {
+    pub name: String,
+    pub encodes: Vec<String>,
+}
+
+pub fn dataset_info(seq: &Path) -> Result<DatasetInfo> {
+    let path = seq.join("meta.json");
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| path.display().to_string())?,
+    )
+    .with_context(|| path.display().to_string())?;
+    let name = meta
+        .get("dataset")
+        .and_then(|v| v.as_str())
+        .unwrap_or("camvid-motion")
+        .to_string();
+    let mut encodes: Vec<String> = match meta.get("encodes") {
+        Some(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    // P-only before B-frames, the longer GOP first: p12, b12, p6, b6 (p, b for camvid-motion).
+    let gop = |e: &str| {
+        e.trim_start_matches(|c: char| !c.is_ascii_digit())
+            .parse::<u32>()
+            .ok()
+    };
+    encodes.sort_by_key(|e| (std::cmp::Reverse(gop(e)), !e.starts_with('p'), e.clone()));
+    if encodes.is_empty() {
+        bail!("{}: no encodes listed", path.display());
+    }
+    Ok(DatasetInfo { name, encodes })
 }
 
 /// A label map: class ids, `width * height` bytes.

@@ -4,6 +4,7 @@
 //! [`Segmenter`] keeps what every mode shares (the schedule, the motion track, the frame
 //! counter); each mode's state and steps are in its own file, listed in [`mode`].
 
+pub mod correction;
 mod distributed;
 mod full;
 mod fusion;
@@ -27,6 +28,7 @@ use crate::motion::{
 };
 use crate::schedule::{Decision, FrameFacts, KeyframePolicy, KeyframeReason, Scheduler};
 
+use correction::CorrectionConfig;
 use mode::ModeState;
 pub use mode::{Mode, ModeSpec};
 
@@ -46,6 +48,9 @@ pub struct SegmenterConfig {
     /// the new result, warped along the motion since its own frame, takes over. Every frame
     /// costs about the same; results are up to one inference time older.
     pub async_keyframes: bool,
+    /// `warp` only: re-segment the regions the carried map gets wrong, within a budget
+    /// ([`correction`]).
+    pub correction: CorrectionConfig,
 }
 
 /// What the codec (through vssdec's meta) says about a frame's motion.
@@ -401,6 +406,35 @@ fn infer(
     })
 }
 
+/// The model on `input` at native size, and the frame's luma at native size (the evidence
+/// [`correction`] compares later frames with), on the libtorch executor.
+fn infer_with_luma(
+    bundle: &Bundle,
+    input: &FrameInput,
+) -> Result<(Arc<[u8]>, Arc<[u8]>), SegmentError> {
+    executor::run(|| {
+        let (h, w) = bundle.manifest().native_size();
+        let image = frame_to_rgb(&input.frame, (h, w), input.colorimetry, bundle.device())?;
+        let (logits, _features) = bundle.forward(&image)?;
+        let map = to_arc(&class_map(&logits, h, w)?)?;
+        Ok((map, Arc::from(luma_of_rgb(&image)?)))
+    })
+}
+
+/// BT.601 luma of a uint8 RGB `[1, 3, H, W]` tensor, `H * W` bytes row-major.
+fn luma_of_rgb(rgb: &Tensor) -> Result<Vec<u8>, SegmentError> {
+    // One definition with the YUV conversion's Kr, Kb.
+    let weights = Tensor::from_slice(&[0.299f32, 0.587, 0.114])
+        .view([1, 3, 1, 1])
+        .to_device(rgb.device());
+    let y = (rgb.to_kind(tch::Kind::Float) * weights)
+        .sum_dim_intlist([1i64].as_slice(), false, tch::Kind::Float)
+        .round()
+        .clamp(0.0, 255.0)
+        .to_kind(tch::Kind::Uint8);
+    Ok(to_vec_u8(&y)?)
+}
+
 fn to_arc(map: &Tensor) -> Result<Arc<[u8]>, SegmentError> {
     Ok(Arc::from(to_vec_u8(map)?))
 }
@@ -435,12 +469,5 @@ fn rgb_luma_here(frame: &RawFrame) -> Result<Vec<u8>, SegmentError> {
         YuvColorimetry::BT601,
         tch::Device::Cpu,
     )?;
-    // BT.601 luma weights; one definition with the YUV conversion's Kr, Kb.
-    let weights = Tensor::from_slice(&[0.299f32, 0.587, 0.114]).view([1, 3, 1, 1]);
-    let y = (rgb.to_kind(tch::Kind::Float) * weights)
-        .sum_dim_intlist([1i64].as_slice(), false, tch::Kind::Float)
-        .round()
-        .clamp(0.0, 255.0)
-        .to_kind(tch::Kind::Uint8);
-    Ok(to_vec_u8(&y)?)
+    luma_of_rgb(&rgb)
 }

@@ -1,13 +1,19 @@
 //! `warp`: no network between keyframes; the keyframe's class map is warped along the motion
 //! accumulated since its frame. With `async_keyframes` the keyframe's inference runs in the
-//! background while frames keep flowing on the previous result.
+//! background while frames keep flowing on the previous result. With a correction budget, the
+//! tiles where the keyframe's luma, carried the same way, no longer matches the frame are
+//! re-segmented on crops of the frame ([`super::correction`]).
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
+use super::correction::{Tiling, paste, plan, tile_scores};
 use super::mode::{Mode, ModeSpec, ModeState, Step};
-use super::{Context, EVERY_SCHEME, FrameInput, FrameMotion, SegmentError, infer, to_arc};
-use crate::model::{Bundle, FrameLayout, RawFrame, class_map, executor, frame_to_rgb};
+use super::{
+    Context, EVERY_SCHEME, FrameInput, FrameMotion, SegmentError, infer, infer_with_luma,
+    luma_of_rgb, to_arc,
+};
+use crate::model::{Bundle, FrameLayout, RawFrame, class_map, executor, frame_to_rgb, to_vec_u8};
 use crate::motion::MotionTrack;
 
 pub static SPEC: ModeSpec = ModeSpec {
@@ -23,6 +29,7 @@ pub static SPEC: ModeSpec = ModeSpec {
 fn start(_: &Arc<Bundle>) -> Box<dyn ModeState> {
     Box::new(Warp {
         key_map: None,
+        key_luma: None,
         key_index: 0,
         pending: None,
     })
@@ -31,6 +38,8 @@ fn start(_: &Arc<Bundle>) -> Box<dyn ModeState> {
 struct Warp {
     /// The last keyframe's class map at native size, row-major.
     key_map: Option<Arc<[u8]>>,
+    /// With correction on: the keyframe's luma at native size, row-major.
+    key_luma: Option<Arc<[u8]>>,
     /// The index of the frame `key_map` shows.
     key_index: u64,
     /// With `async_keyframes`: the inference in flight, with the motion accumulated since its
@@ -38,7 +47,9 @@ struct Warp {
     pending: Option<Pending>,
 }
 
-type KeyframeResult = std::thread::Result<Result<Arc<[u8]>, SegmentError>>;
+/// A keyframe's class map and, with correction on, its luma.
+type Keyframe = (Arc<[u8]>, Option<Arc<[u8]>>);
+type KeyframeResult = std::thread::Result<Result<Keyframe, SegmentError>>;
 
 struct Pending {
     frame: u64,
@@ -81,6 +92,47 @@ impl Warp {
         Ok(Arc::from(warped))
     }
 
+    /// `map` (the warped keyframe map) with the tiles the field does not explain re-segmented
+    /// on crops of this frame, within the correction budget.
+    fn corrected(
+        &self,
+        ctx: &Context,
+        input: &FrameInput,
+        map: Arc<[u8]>,
+    ) -> Result<Arc<[u8]>, SegmentError> {
+        let config = ctx.config.correction;
+        let Some(key_luma) = self.key_luma.as_ref().filter(|_| config.enabled()) else {
+            return Ok(map);
+        };
+        let (h, w) = ctx.native();
+        let bundle = &ctx.bundle;
+        let tiling = Tiling::new(w, h, bundle.manifest().size_multiple());
+        let mut carried = vec![0u8; key_luma.len()];
+        ctx.track()
+            .accumulated()
+            .warp_class_map(key_luma, w, h, &mut carried)?;
+        executor::run(|| {
+            let image = frame_to_rgb(&input.frame, (h, w), input.colorimetry, bundle.device())?;
+            let scores = tile_scores(&tiling, &luma_of_rgb(&image)?, &carried);
+            let patches = plan(&tiling, &scores, &config);
+            if patches.is_empty() {
+                return Ok(map);
+            }
+            let mut out = map.to_vec();
+            for patch in &patches {
+                let c = patch.crop;
+                let crop = image
+                    .narrow(2, i64::from(c.y0), i64::from(c.height()))
+                    .narrow(3, i64::from(c.x0), i64::from(c.width()))
+                    .contiguous();
+                let (logits, _) = bundle.forward(&crop)?;
+                let crop_map = to_vec_u8(&class_map(&logits, c.height(), c.width())?)?;
+                paste(&mut out, w, patch, &crop_map);
+            }
+            Ok(Arc::from(out))
+        })
+    }
+
     /// Starts the keyframe's inference on the executor, with a track of its own from this
     /// frame on.
     fn start_in_background(
@@ -92,11 +144,18 @@ impl Warp {
         let frame = OwnedFrame::copy(&input.frame);
         let (bundle, colorimetry) = (ctx.bundle.clone(), input.colorimetry);
         let native = ctx.native();
+        let with_luma = ctx.config.correction.enabled();
         let result = executor::spawn(move || {
             let raw = frame.raw();
             let image = frame_to_rgb(&raw.get(), native, colorimetry, bundle.device())?;
             let (logits, _) = bundle.forward(&image)?;
-            to_arc(&class_map(&logits, native.0, native.1)?)
+            let map = to_arc(&class_map(&logits, native.0, native.1)?)?;
+            let luma: Option<Arc<[u8]>> = if with_luma {
+                Some(Arc::from(luma_of_rgb(&image)?))
+            } else {
+                None
+            };
+            Ok((map, luma))
         });
         self.pending = Some(Pending {
             frame: ctx.frame_index,
@@ -137,7 +196,7 @@ impl ModeState for Warp {
             Err(TryRecvError::Disconnected) => Err(SegmentError::Worker("no result".into())),
         };
         let pending = self.pending.take().expect("checked above");
-        let map = map?;
+        let (map, luma) = map?;
         if ctx
             .track
             .as_ref()
@@ -145,6 +204,7 @@ impl ModeState for Warp {
         {
             ctx.track = Some(pending.track);
             self.key_map = Some(map);
+            self.key_luma = luma;
             self.key_index = pending.frame;
         }
         Ok(())
@@ -159,7 +219,7 @@ impl ModeState for Warp {
                 self.start_in_background(ctx, input)?;
             }
             return Ok(Step {
-                map: self.warped(ctx)?,
+                map: self.corrected(ctx, input, self.warped(ctx)?)?,
                 branch: Mode::Warp,
                 keyframe: false,
                 distance: self.key_distance(ctx),
@@ -169,7 +229,14 @@ impl ModeState for Warp {
         // The class map, not the logits, is what travels: nearest warping of one u8 channel
         // costs 4 ms a frame against 12 for 11 bilinear logit channels, for -0.07 mIoU on
         // camvid-motion (eval_motion, P and B encodes).
-        let map = infer(&ctx.bundle, input, ctx.native(), false)?;
+        let map = if ctx.config.correction.enabled() {
+            let (map, luma) = infer_with_luma(&ctx.bundle, input)?;
+            self.key_luma = Some(luma);
+            map
+        } else {
+            self.key_luma = None;
+            infer(&ctx.bundle, input, ctx.native(), false)?
+        };
         self.key_map = Some(map.clone());
         self.key_index = ctx.frame_index;
         ctx.restart_track();
@@ -179,7 +246,7 @@ impl ModeState for Warp {
     fn nonkeyframe(
         &mut self,
         ctx: &mut Context,
-        _input: &FrameInput,
+        input: &FrameInput,
         distance: u32,
     ) -> Result<Step, SegmentError> {
         let distance = if ctx.config.async_keyframes {
@@ -188,7 +255,7 @@ impl ModeState for Warp {
             distance
         };
         Ok(Step {
-            map: self.warped(ctx)?,
+            map: self.corrected(ctx, input, self.warped(ctx)?)?,
             branch: Mode::Warp,
             keyframe: false,
             distance,

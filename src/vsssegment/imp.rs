@@ -25,6 +25,7 @@ use crate::qos::{LatencyEstimate, QosConfig, QosLadder, QosReport};
 use crate::schedule::{
     DEFAULT_MOTION_THRESHOLD, DEFAULT_UNCOVERED_THRESHOLD, KeyframePolicy, frames_to_slot,
 };
+use crate::segmenter::correction::{self, CorrectionConfig};
 use crate::segmenter::{CodecMotion, FrameInput, Mode, Segmenter, SegmenterConfig};
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
@@ -46,6 +47,7 @@ const DEFAULT_ALPHA: f64 = 0.5;
 const DEFAULT_STATS: bool = false;
 const DEFAULT_ASYNC: bool = false;
 const DEFAULT_QOS_DEGRADE: bool = true;
+const DEFAULT_CORRECTION_BUDGET: f64 = 0.0;
 
 /// The `mode` property's blurb, naming every mode.
 static MODE_BLURB: Lazy<String> = Lazy::new(|| {
@@ -105,6 +107,8 @@ struct Settings {
     qos_degrade: bool,
     adaptive_uncovered: f64,
     adaptive_motion: f64,
+    correction_budget: f64,
+    correction_threshold: f64,
 }
 
 impl Default for Settings {
@@ -125,6 +129,8 @@ impl Default for Settings {
             qos_degrade: DEFAULT_QOS_DEGRADE,
             adaptive_uncovered: f64::from(DEFAULT_UNCOVERED_THRESHOLD),
             adaptive_motion: f64::from(DEFAULT_MOTION_THRESHOLD),
+            correction_budget: DEFAULT_CORRECTION_BUDGET,
+            correction_threshold: f64::from(correction::DEFAULT_THRESHOLD),
         }
     }
 }
@@ -296,6 +302,22 @@ impl ObjectImpl for VssSegment {
                     .default_value(DEFAULT_LOWRES_SCALE)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecDouble::builder("correction-budget")
+                    .nick("Correction budget")
+                    .blurb("warp mode: re-segment the tiles where the keyframe's image, carried along the motion, no longer matches the frame (objects moving on their own, occlusions), on crops with context, within this share of the frame's pixels per frame (about that share of a keyframe's time); 0 = off")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_CORRECTION_BUDGET)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("correction-threshold")
+                    .nick("Correction threshold")
+                    .blurb("Mean absolute luma difference (0-255, over 4x4 averages) between a tile and the carried keyframe image under which the tile is left as carried")
+                    .minimum(0.0)
+                    .maximum(255.0)
+                    .default_value(f64::from(correction::DEFAULT_THRESHOLD))
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("overlay", DEFAULT_OVERLAY)
                     .nick("Overlay")
                     .blurb("How the coloured class map is shown: none, meta (GstVideoOverlayCompositionMeta), blend, or auto")
@@ -358,6 +380,12 @@ impl ObjectImpl for VssSegment {
             "keyframe-interval" => s.interval = value.get().expect("type checked upstream"),
             "mode" => s.mode = value.get::<ModeValue>().expect("type checked upstream").0,
             "lowres-scale" => s.lowres_scale = value.get().expect("type checked upstream"),
+            "correction-budget" => {
+                s.correction_budget = value.get().expect("type checked upstream")
+            }
+            "correction-threshold" => {
+                s.correction_threshold = value.get().expect("type checked upstream")
+            }
             "overlay" => s.overlay = value.get().expect("type checked upstream"),
             "overlay-alpha" => s.alpha = value.get().expect("type checked upstream"),
             "stats" => s.stats = value.get().expect("type checked upstream"),
@@ -382,6 +410,8 @@ impl ObjectImpl for VssSegment {
             "keyframe-interval" => s.interval.to_value(),
             "mode" => ModeValue(s.mode).to_value(),
             "lowres-scale" => s.lowres_scale.to_value(),
+            "correction-budget" => s.correction_budget.to_value(),
+            "correction-threshold" => s.correction_threshold.to_value(),
             "overlay" => s.overlay.to_value(),
             "overlay-alpha" => s.alpha.to_value(),
             "stats" => s.stats.to_value(),
@@ -529,6 +559,10 @@ impl BaseTransformImpl for VssSegment {
             policy: settings.keyframe_policy(),
             lowres_scale: settings.lowres_scale,
             async_keyframes: settings.async_keyframes,
+            correction: CorrectionConfig {
+                budget: settings.correction_budget,
+                threshold: settings.correction_threshold as f32,
+            },
         };
         let keyframe_time = time_keyframe(&bundle)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))?;
