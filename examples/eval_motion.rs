@@ -39,7 +39,7 @@ struct Args {
     /// (models/camvid_real.py) or a camvid-motion split (models/camvid_motion.py).
     #[arg(long, default_value = ".cache/camvid-real")]
     data: PathBuf,
-    /// vsssegment modes, comma-separated.
+    /// vsssegment modes, comma-separated; `warp@0.3` is warp with correction-budget=0.3.
     #[arg(long, default_value = "full,lowres,warp", value_delimiter = ',')]
     modes: Vec<String>,
     /// Encodes, comma-separated (default: all the dataset's meta.json lists).
@@ -95,7 +95,8 @@ impl Args {
 fn main() -> Result<()> {
     let mut args = Args::parse();
     for mode in &args.modes {
-        if !["full", "lowres", "fusion", "warp", "distributed"].contains(&mode.as_str()) {
+        let name = mode.split_once('@').map_or(mode.as_str(), |(m, _)| m);
+        if !["full", "lowres", "fusion", "warp", "distributed"].contains(&name) {
             bail!("unknown mode {mode:?}");
         }
     }

@@ -285,6 +285,38 @@ fn smoke_report_has_every_section_number_and_plot() {
         assert!(env.contains(lib), "the environment names {lib}:\n{env}");
     }
 
+    // Real motion (camvid-real): the default bundle's full, warp and warp with correction on
+    // the P encode at interval 12, and the goal judged for it.
+    let real = section(&md, "## Accuracy: real motion (camvid-real)");
+    let t = tables(real);
+    let (header, rows) = &t[0];
+    let (b, e, m) = (
+        column(header, "bundle"),
+        column(header, "encode"),
+        column(header, "mode"),
+    );
+    for mode in ["full", "warp", "warp@0.3"] {
+        let row = rows
+            .iter()
+            .find(|r| r[b] == DEFAULT_BUNDLE && r[e] == "p12" && r[m] == mode)
+            .unwrap_or_else(|| panic!("camvid-real has no row for p12 {mode}"));
+        let v = number(&row[column(header, "mIoU")]);
+        assert!((5.0..=100.0).contains(&v), "{mode} mIoU {v} is implausible");
+        assert!(
+            number(&row[column(header, "ms/frame mean")]) > 0.0,
+            "{row:?}"
+        );
+    }
+    let (header, rows) = &t[1];
+    let goal = rows
+        .iter()
+        .find(|r| r[column(header, "bundle")] == DEFAULT_BUNDLE)
+        .expect("the real-motion goal is judged for the default bundle");
+    assert!(
+        ["yes", "no"].contains(&goal[column(header, "met")].as_str()),
+        "{goal:?}"
+    );
+
     // camvid-motion: every mode of every picked bundle, for the P encode, plus the peer.
     let motion = section(&md, "## Accuracy: camvid-motion");
     let t = tables(motion);
@@ -483,6 +515,11 @@ fn smoke_report_has_every_section_number_and_plot() {
     assert!(once.ends_with("<!-- report:end -->\n\nafter\n"));
     assert!(!once.contains("old table"));
     assert!(once.contains("| bundle | mode | camvid-motion mIoU, P / B |"));
+    let real_motion = once.find("Real motion (CamVid val sequence 0016E5");
+    assert!(
+        real_motion.is_some_and(|i| i < once.find("camvid-motion mIoU").unwrap()),
+        "the block leads with real motion:\n{once}"
+    );
     assert!(
         once.contains("report/report.md"),
         "the block links the report"

@@ -204,8 +204,19 @@ pub struct Segmented {
     pub wall: Duration,
 }
 
-/// Runs one pipeline to EOS and returns every frame's segmentation.
+/// Runs one pipeline to EOS and returns every frame's segmentation. `mode` is a vsssegment
+/// mode, optionally with a correction budget: `warp@0.3` is `mode=warp correction-budget=0.3`.
 pub fn segment(settings: &SegmentSettings, video: &Path, mode: &str) -> Result<Segmented> {
+    let (mode, budget) = match mode.split_once('@') {
+        Some((m, b)) => (
+            m,
+            Some(
+                b.parse::<f64>()
+                    .with_context(|| format!("correction budget in {mode:?}"))?,
+            ),
+        ),
+        None => (mode, None),
+    };
     let pipeline = gst::parse::launch(&format!(
         "filesrc name=src ! qtdemux ! h264parse ! vssdec name=dec ! vsssegment name=seg \
              overlay=none {} stats=true ! appsink name=sink sync=false",
@@ -224,6 +235,9 @@ pub fn segment(settings: &SegmentSettings, video: &Path, mode: &str) -> Result<S
     let seg = pipeline.by_name("seg").context("no vsssegment")?;
     seg.set_property("model", &settings.model);
     seg.set_property_from_str("mode", mode);
+    if let Some(budget) = budget {
+        seg.set_property("correction-budget", budget);
+    }
     seg.set_property("keyframe-interval", settings.keyframe_interval.max(1));
     seg.set_property("lowres-scale", settings.lowres_scale);
     seg.set_property("threads", settings.threads);

@@ -15,6 +15,11 @@ pub struct Report {
     pub environment: Environment,
     /// Seconds the whole run took.
     pub wall_s: f64,
+    /// Real motion: CamVid's labelled val sequence 0016E5 (camvid-real), the headline
+    /// accuracy; absent in a report made before the section existed.
+    #[serde(default)]
+    pub real_motion: Option<MotionSection>,
+    /// Synthetic motion: camvid-motion.
     pub motion: MotionSection,
     pub stills: StillsSection,
     pub speed: Vec<SpeedClip>,
@@ -80,9 +85,12 @@ impl Timing {
     }
 }
 
-/// camvid-motion through `vssdec ! vsssegment`.
+/// Labelled video (camvid-real or camvid-motion) through `vssdec ! vsssegment`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MotionSection {
+    /// The dataset's name (camvid-real, camvid-motion).
+    #[serde(default = "camvid_motion")]
+    pub dataset: String,
     pub data: String,
     pub sequences: usize,
     pub frames_per_sequence: usize,
@@ -95,11 +103,17 @@ pub struct MotionSection {
     pub peers: Vec<MotionPeer>,
 }
 
+fn camvid_motion() -> String {
+    "camvid-motion".into()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MotionRun {
     pub bundle: String,
-    /// `p` (P-only, ref=1) or `b` (B-frames).
+    /// camvid-motion: `p` (P-only, ref=1) or `b` (B-frames); camvid-real: the same with the
+    /// GOP, `p12`, `b12`, `p6`, `b6`.
     pub encode: String,
+    /// A vsssegment mode; `warp@0.3` is warp with correction-budget=0.3.
     pub mode: String,
     pub frames: u64,
     pub keyframes: u64,

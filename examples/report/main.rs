@@ -80,6 +80,12 @@ struct Args {
 /// How much each section measures.
 struct Profile {
     name: &'static str,
+    /// camvid-real's encodes (p12, b12, p6, b6) and the correction budgets of its `warp@B`
+    /// rows (the accuracy-against-time curve).
+    real_encodes: &'static [&'static str],
+    correction_budgets: &'static [f64],
+    /// camvid-real for the default bundle only (the others: every bundle the section scores).
+    real_default_only: bool,
     sequences: usize,
     encodes: &'static [&'static str],
     /// CamVid test images per bundle; None = all.
@@ -101,6 +107,9 @@ struct Profile {
 
 const FULL: Profile = Profile {
     name: "full",
+    real_encodes: &["p12", "b12", "p6", "b6"],
+    correction_budgets: &[0.15, 0.3, 0.5],
+    real_default_only: false,
     sequences: 12,
     encodes: &["p", "b"],
     stills_limit: None,
@@ -118,6 +127,9 @@ const FULL: Profile = Profile {
 
 const QUICK: Profile = Profile {
     name: "quick",
+    real_encodes: &["p12", "b12"],
+    correction_budgets: &[0.3],
+    real_default_only: false,
     sequences: 3,
     encodes: &["p", "b"],
     stills_limit: Some(20),
@@ -135,6 +147,9 @@ const QUICK: Profile = Profile {
 
 const SMOKE: Profile = Profile {
     name: "smoke",
+    real_encodes: &["p12"],
+    correction_budgets: &[0.3],
+    real_default_only: true,
     sequences: 1,
     encodes: &["p"],
     stills_limit: Some(4),
@@ -313,6 +328,7 @@ fn measure(args: &Args, profile: &Profile, python: &Python, root: &Path) -> Resu
             .join(", ")
     );
 
+    let real_motion = real_motion_section(args, profile, python, root, &motion_bundles)?;
     let motion = motion_section(args, profile, python, root, &motion_bundles, threads)?;
     let stills = stills_section(profile, python, &chosen, threads, &mut notes)?;
     let speed = speed_section(args, profile, python, &motion_bundles, threads)?;
@@ -326,6 +342,7 @@ fn measure(args: &Args, profile: &Profile, python: &Python, root: &Path) -> Resu
         profile: profile.name.into(),
         environment,
         wall_s: started.elapsed().as_secs_f64(),
+        real_motion: Some(real_motion),
         motion,
         stills,
         speed,
@@ -385,6 +402,75 @@ fn element_modes() -> Result<Vec<Mode>> {
         }
     }
     Ok(modes)
+}
+
+/// camvid-real: every bundle in every mode it serves, and `warp` at each correction budget.
+fn real_motion_section(
+    args: &Args,
+    profile: &Profile,
+    python: &Python,
+    root: &Path,
+    bundles: &[&BundleInfo],
+) -> Result<MotionSection> {
+    let data = root.join(".cache/camvid-real");
+    let t = Instant::now();
+    eprintln!("[report] camvid-real (models/camvid_real.py)");
+    python.run("models/camvid_real.py", &[])?;
+    let sequences = motion_eval::sequence_dirs(&data, None)?;
+    let policy = "keyframe-policy=codec".to_string();
+    let decoder_thread_type = "slice".to_string();
+    let encodes: Vec<String> = profile.real_encodes.iter().map(|s| s.to_string()).collect();
+    let mut runs = Vec::new();
+    for bundle in bundles
+        .iter()
+        .filter(|b| !profile.real_default_only || b.name == DEFAULT_BUNDLE)
+    {
+        let settings = SegmentSettings {
+            model: bundle.name.clone(),
+            policy: policy.clone(),
+            keyframe_interval: KEYFRAME_INTERVAL,
+            lowres_scale: LOWRES_SCALE,
+            threads: args.threads,
+            decoder_thread_type: decoder_thread_type.clone(),
+        };
+        let mut modes: Vec<String> = bundle.modes.iter().map(|m| m.as_str().into()).collect();
+        if bundle.modes.contains(&Mode::Warp) {
+            modes.extend(
+                profile
+                    .correction_budgets
+                    .iter()
+                    .map(|b| format!("warp@{b}")),
+            );
+        }
+        let evaluated = motion_eval::evaluate(
+            &settings,
+            &sequences,
+            &encodes,
+            &modes,
+            |_, _, encode, mode| {
+                eprint!("\r[report] camvid-real {} {encode} {mode:<12}", bundle.name)
+            },
+        )?;
+        eprintln!();
+        runs.extend(evaluated.iter().map(|run| motion_run(&bundle.name, run)));
+    }
+    eprintln!(
+        "[report] camvid-real done in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    let frames = runs.first().map_or(0, |r| r.frames as usize);
+    Ok(MotionSection {
+        dataset: "camvid-real".into(),
+        data: relative_to(&data, root),
+        sequences: sequences.len(),
+        frames_per_sequence: frames / sequences.len().max(1),
+        policy,
+        keyframe_interval: KEYFRAME_INTERVAL,
+        lowres_scale: LOWRES_SCALE,
+        decoder_thread_type,
+        runs,
+        peers: Vec::new(),
+    })
 }
 
 fn motion_section(
@@ -485,6 +571,7 @@ fn motion_section(
         t.elapsed().as_secs_f64()
     );
     Ok(MotionSection {
+        dataset: "camvid-motion".into(),
         data: relative_to(&split, root),
         sequences: sequences.len(),
         frames_per_sequence: MOTION_FRAMES,
