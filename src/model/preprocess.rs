@@ -501,32 +501,51 @@ pub fn resize(t: &Tensor, size: [i64; 2]) -> Result<Tensor, ModelError> {
     .context("resizing")
 }
 
+/// Why a plane's bytes cannot be read as rows.
+#[derive(Debug, thiserror::Error)]
+enum PlaneError {
+    #[error("stride {stride} < {row_bytes} bytes per row")]
+    Stride { stride: usize, row_bytes: usize },
+    #[error(
+        "{len} bytes, need at least {needed} ({rows} rows of {row_bytes} bytes, stride {stride})"
+    )]
+    Short {
+        len: usize,
+        needed: usize,
+        rows: usize,
+        row_bytes: usize,
+        stride: usize,
+    },
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
 /// A `[rows, row_bytes]` uint8 tensor holding a copy of one plane's rows (padding skipped).
 fn plane_tensor(
     data: &[u8],
     stride: usize,
     rows: usize,
     row_bytes: usize,
-) -> Result<Tensor, String> {
+) -> Result<Tensor, PlaneError> {
     if stride < row_bytes {
-        return Err(format!("stride {stride} < {row_bytes} bytes per row"));
+        return Err(PlaneError::Stride { stride, row_bytes });
     }
     // The last row may stop at its last pixel rather than at a full stride.
     let needed = (rows - 1) * stride + row_bytes;
     if data.len() < needed {
-        return Err(format!(
-            "{} bytes, need at least {needed} ({rows} rows of {row_bytes} bytes, stride {stride})",
-            data.len()
-        ));
+        return Err(PlaneError::Short {
+            len: data.len(),
+            needed,
+            rows,
+            row_bytes,
+            stride,
+        });
     }
-    let flat = Tensor::f_from_slice(&data[..needed]).map_err(|e| e.to_string())?;
+    let flat = Tensor::f_from_slice(&data[..needed])?;
     if stride == row_bytes {
-        return flat
-            .f_view([rows as i64, row_bytes as i64])
-            .map_err(|e| e.to_string());
+        return Ok(flat.f_view([rows as i64, row_bytes as i64])?);
     }
-    flat.f_as_strided([rows as i64, row_bytes as i64], [stride as i64, 1], 0)
-        .map_err(|e| e.to_string())
+    Ok(flat.f_as_strided([rows as i64, row_bytes as i64], [stride as i64, 1], 0)?)
 }
 
 #[cfg(test)]

@@ -94,6 +94,7 @@ impl Warp {
 
     /// `map` (the warped keyframe map) with the tiles the field does not explain re-segmented
     /// on crops of this frame, within the correction budget.
+    ///
     /// Each frame is corrected afresh from the keyframe's map. Making a corrected frame the
     /// new reference (its map and luma, the track restarted there) was measured worse on
     /// camvid-real: -1.0 to -2.3 (P) and -4.2 to -5.8 (B) mIoU at budget 0.3 (camvid-espnet,

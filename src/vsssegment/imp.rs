@@ -304,7 +304,7 @@ impl ObjectImpl for VssSegment {
                     .build(),
                 glib::ParamSpecDouble::builder("correction-budget")
                     .nick("Correction budget")
-                    .blurb("warp mode: re-segment the tiles where the keyframe's image, carried along the motion, no longer matches the frame (objects moving on their own, occlusions), on crops with context, within this share of the frame's pixels per frame (about that share of a keyframe's time); 0 = off")
+                    .blurb("warp mode: re-segment the tiles where the keyframe's image, carried along the motion, no longer matches the frame (objects moving on their own, occlusions), on crops with context, within this share of the frame's pixels per frame; 0 = off. Small crops cost more than their share of pixels: at 0.3 a frame took about half of mode=full's time on camvid-real")
                     .minimum(0.0)
                     .maximum(1.0)
                     .default_value(DEFAULT_CORRECTION_BUDGET)

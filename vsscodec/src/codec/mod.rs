@@ -4,7 +4,6 @@
 //! the pictures it gets back. The whole motion-vector path follows FFmpeg's `extract_mvs.c`:
 //! open with `flags2=+export_mvs`, decode, read `AV_FRAME_DATA_MOTION_VECTORS`.
 
-use std::fmt;
 use std::sync::Arc;
 
 use ffmpeg::ffi;
@@ -73,24 +72,15 @@ pub struct DecoderConfig {
     pub output_corrupt: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CodecError {
+    #[error("libavcodec has no {} decoder", .0.name())]
     NotFound(CodecKind),
-    Open(CodecKind, ffmpeg::Error),
-    Decode(ffmpeg::Error),
+    #[error("opening the {name} decoder failed: {err}", name = .0.name(), err = .1)]
+    Open(CodecKind, #[source] ffmpeg::Error),
+    #[error("decoding failed: {0}")]
+    Decode(#[source] ffmpeg::Error),
 }
-
-impl fmt::Display for CodecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CodecError::NotFound(c) => write!(f, "libavcodec has no {} decoder", c.name()),
-            CodecError::Open(c, e) => write!(f, "opening the {} decoder failed: {e}", c.name()),
-            CodecError::Decode(e) => write!(f, "decoding failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for CodecError {}
 
 /// Pixel layouts vssdec can hand downstream without conversion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
