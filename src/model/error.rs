@@ -40,10 +40,24 @@ pub enum ModelError {
         source: std::io::Error,
     },
 
-    /// The manifest is not JSON, not a JSON object, or has a value the schema allows but the
-    /// reader cannot hold (serde's message names the line).
-    #[error("{}: {message}", .path.display())]
-    ManifestParse { path: PathBuf, message: String },
+    /// The manifest is not JSON.
+    #[error("{}: not valid JSON ({source})", .path.display())]
+    ManifestJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+
+    /// The manifest breaks a rule of models/manifest.schema.json that is about the whole
+    /// document (not a JSON object).
+    #[error("{}: the manifest {problem}", .path.display())]
+    ManifestParse { path: PathBuf, problem: String },
+
+    /// A value the schema allows but the reader cannot hold (serde's message names the line).
+    #[error("{}: {source}", .path.display())]
+    ManifestValue {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 
     /// A field breaks a rule of models/manifest.schema.json.
     #[error("{}: field '{field}' {problem}", .path.display())]

@@ -96,15 +96,17 @@ impl Manifest {
 
     /// Parses and checks manifest text; `path` only names the source in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest, ModelError> {
-        let parse_error = |message: String| ModelError::ManifestParse {
-            path: path.to_path_buf(),
-            message,
-        };
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| parse_error(format!("not valid JSON ({e})")))?;
+            serde_json::from_str(text).map_err(|source| ModelError::ManifestJson {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if let Some(violation) = schema::validate(&value) {
             return Err(if violation.field.is_empty() {
-                parse_error(format!("the manifest {}", violation.problem))
+                ModelError::ManifestParse {
+                    path: path.to_path_buf(),
+                    problem: violation.problem,
+                }
             } else {
                 ModelError::ManifestField {
                     path: path.to_path_buf(),
@@ -115,7 +117,10 @@ impl Manifest {
         }
         // The schema has checked every field serde reads, short of u32 overflow; parsing the
         // text again gives serde's line and column for that.
-        serde_json::from_str(text).map_err(|e| parse_error(e.to_string()))
+        serde_json::from_str(text).map_err(|source| ModelError::ManifestValue {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// `tdnet`: the number of sub-networks (1 for other schemes).
@@ -297,7 +302,7 @@ mod tests {
         let mut v: Value = serde_json::from_str(ESPNET).unwrap();
         v["features"]["channels"] = 5_000_000_000u64.into();
         let e = Manifest::parse(&v.to_string(), Path::new("/b/manifest.json")).unwrap_err();
-        assert!(matches!(e, ModelError::ManifestParse { .. }), "{e}");
+        assert!(matches!(e, ModelError::ManifestValue { .. }), "{e}");
         let e = e.to_string();
         assert!(
             e.contains("/b/manifest.json") && e.contains("5000000000"),
