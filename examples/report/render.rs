@@ -745,7 +745,7 @@ pub fn readme_block(report: &Report, link: &str) -> String {
         env.cores,
         env.started.split(' ').next().unwrap_or(&env.started)
     );
-    if let Some(m) = &report.real_motion {
+    if let Some(m) = report.real_motion.as_ref().filter(|m| !m.runs.is_empty()) {
         let _ = writeln!(
             out,
             "Real motion (CamVid val sequence 0016E5 at 15 Hz, every frame labelled; \
