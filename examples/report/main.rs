@@ -1,4 +1,5 @@
-//! One command for the numbers users choose by: accuracy (camvid-motion and CamVid test), speed
+//! One command for the numbers users choose by: accuracy (real motion on camvid-real first,
+//! then camvid-motion and CamVid test), speed
 //! per mode beside its floors (decode only, a bare forward loop) and its peers (a per-frame
 //! PyAV + TorchScript loop in Python, avdec_h264 and PyAV's motion-vector export), in one run,
 //! written to `report/` as report.md, report.json and PNG plots.
@@ -7,13 +8,15 @@
 //! cargo run --release --example report -- [--quick | --smoke] [--out report] [--update-readme]
 //! cargo run --release --example report -- --render-only [--out report] [--update-readme]
 //! ```
-//! Full (default): the 12 camvid-motion test sequences, both encodes, every shipped CamVid
-//! bundle in every mode it can serve; the whole CamVid test split per image bundle; 3 speed
+//! Full (default): camvid-real's four encodes (p12, b12, p6, b6) with `warp` at correction
+//! budgets 0.15, 0.3 and 0.5; the 12 camvid-motion test sequences, both encodes, every shipped
+//! CamVid bundle in every mode it can serve; the whole CamVid test split per image bundle; 3 speed
 //! rounds on the shipped clip and a 480x360 re-encode; 5 decoder rounds on the shipped clip and a
-//! 1280x720 re-encode; many cameras with 60 s steps. `--quick` (a few minutes): 3 sequences, the
-//! default bundle plus any temporal bundle, 20 CamVid test images, 2 speed rounds, 3 decoder
-//! rounds, many cameras with 8 s steps up to 24 streams. `--smoke` (the test's): 1 sequence, P
-//! encode only, 4 images, 48 frames per speed pass, 1 decoder round, 2 cameras for 2 s.
+//! 1280x720 re-encode; many cameras with 60 s steps. `--quick` (25 min on 2 cores; most of it the speed
+//! section): camvid-real p12 and b12 with `warp@0.3`, 3 sequences, the default bundle plus any
+//! temporal bundle, 20 CamVid test images, 2 speed rounds, 3 decoder
+//! rounds, many cameras with 8 s steps up to 24 streams. `--smoke` (the test's): camvid-real p12 for the
+//! default bundle only, 1 sequence, P encode only, 4 images, 48 frames per speed pass, 1 decoder round, 2 cameras for 2 s.
 //! Modes come from the element (its `mode` enum) and each bundle's scheme, so a bundle that
 //! serves `fusion` or `distributed` shows up in every section without a change here.
 //! `--update-readme` rewrites README.md between `<!-- report:begin -->` and
@@ -46,7 +49,7 @@ use python::Python;
 #[derive(Parser)]
 #[command(about = "Accuracy and speed report with floors and peers, one run, into report/")]
 struct Args {
-    /// Small subsets: a few minutes on a 2-core machine.
+    /// Small subsets: about 25 minutes on a 2-core machine, most of it the speed section.
     #[arg(long, conflicts_with = "smoke")]
     quick: bool,
     /// The smallest run that fills every section (what tests/report.rs runs).
