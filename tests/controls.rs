@@ -10,15 +10,6 @@ use gst::prelude::*;
 const NATIVE_W: u32 = 480;
 const NATIVE_H: u32 = 360;
 
-fn rgb_caps(width: u32, height: u32) -> gst::Caps {
-    gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, width, height)
-        .fps(gst::Fraction::new(25, 1))
-        .build()
-        .expect("video info")
-        .to_caps()
-        .expect("caps")
-}
-
 /// QoS events, latency queries and property reads sent while frames are inside vsssegment
 /// (camvid-cgnet, whose forward pass is the slowest of the shipped bundles) return at once: the
 /// element's controls never wait for inference. A control that waited on the frame would take

@@ -171,15 +171,6 @@ fn clip_segmented() -> &'static [Out] {
     })
 }
 
-fn rgb_caps(width: u32, height: u32) -> gst::Caps {
-    gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, width, height)
-        .fps(gst::Fraction::new(25, 1))
-        .build()
-        .expect("video info")
-        .to_caps()
-        .expect("caps")
-}
-
 /// A vsssegment with `properties` (name, value as gst-launch writes it) in a harness, started.
 fn harness(properties: &[(&str, &str)]) -> Harness {
     let element = gst::ElementFactory::make("vsssegment")

@@ -407,6 +407,23 @@ fn element_modes() -> Result<Vec<Mode>> {
     Ok(modes)
 }
 
+/// How both accuracy sections run the element for `bundle`.
+fn element_settings(
+    args: &Args,
+    bundle: &str,
+    policy: &str,
+    decoder_thread_type: &str,
+) -> SegmentSettings {
+    SegmentSettings {
+        model: bundle.to_string(),
+        policy: policy.to_string(),
+        keyframe_interval: KEYFRAME_INTERVAL,
+        lowres_scale: LOWRES_SCALE,
+        threads: args.threads,
+        decoder_thread_type: decoder_thread_type.to_string(),
+    }
+}
+
 /// camvid-real: every bundle in every mode it serves, and `warp` at each correction budget.
 fn real_motion_section(
     args: &Args,
@@ -428,14 +445,7 @@ fn real_motion_section(
         .iter()
         .filter(|b| !profile.real_default_only || b.name == DEFAULT_BUNDLE)
     {
-        let settings = SegmentSettings {
-            model: bundle.name.clone(),
-            policy: policy.clone(),
-            keyframe_interval: KEYFRAME_INTERVAL,
-            lowres_scale: LOWRES_SCALE,
-            threads: args.threads,
-            decoder_thread_type: decoder_thread_type.clone(),
-        };
+        let settings = element_settings(args, &bundle.name, &policy, &decoder_thread_type);
         let mut modes: Vec<String> = bundle.modes.iter().map(|m| m.as_str().into()).collect();
         if bundle.modes.contains(&Mode::Warp) {
             modes.extend(
@@ -514,14 +524,7 @@ fn motion_section(
     let encodes: Vec<String> = profile.encodes.iter().map(|s| s.to_string()).collect();
     let mut runs = Vec::new();
     for bundle in bundles {
-        let settings = SegmentSettings {
-            model: bundle.name.clone(),
-            policy: policy.clone(),
-            keyframe_interval: KEYFRAME_INTERVAL,
-            lowres_scale: LOWRES_SCALE,
-            threads: args.threads,
-            decoder_thread_type: decoder_thread_type.clone(),
-        };
+        let settings = element_settings(args, &bundle.name, &policy, &decoder_thread_type);
         let modes: Vec<String> = bundle.modes.iter().map(|m| m.as_str().into()).collect();
         let evaluated = motion_eval::evaluate(
             &settings,

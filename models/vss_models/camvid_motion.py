@@ -339,12 +339,16 @@ def zero_mp4_times(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def encode_all(raw: Path, seq_dir: Path) -> None:
-    """Runs the P and B encodes side by side (x264 has one thread each)."""
+def encode_all(raw: Path, seq_dir: Path, names=None, pipeline=None) -> None:
+    """Runs the encodes side by side (x264 has one thread each): `names` (default: the P and B
+    encodes) through `pipeline(raw, out, name)` (default: `encoder_pipeline`), into
+    seq_dir/<name>.mp4 with the MP4 times zeroed."""
+    names = ENCODES if names is None else names
+    pipeline = encoder_pipeline if pipeline is None else pipeline
     procs = []
-    for name in ENCODES:
+    for name in names:
         out = seq_dir / f"{name}.mp4"
-        cmd = ["gst-launch-1.0", "-q", *shlex.split(encoder_pipeline(raw, out, name))]
+        cmd = ["gst-launch-1.0", "-q", *shlex.split(pipeline(raw, out, name))]
         procs.append((name, cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
     for name, cmd, proc in procs:
         stdout, stderr = proc.communicate()

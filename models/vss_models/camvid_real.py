@@ -17,16 +17,14 @@ bundle trained here) saw; camvid-cgnet's upstream weights saw train+val (see mod
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from PIL import Image
 
 from . import camvid, paths
-from .camvid_motion import X264_COMMON, gstreamer_version, zero_mp4_times
+from .camvid_motion import X264_COMMON, encode_all, gstreamer_version
 
 # Bump when the frames or the encodes change: a folder of another version is redone.
 GENERATOR_VERSION = 1
@@ -105,18 +103,7 @@ def generate(out: Path, camvid_root: Optional[Path] = None) -> Tuple[Path, bool]
                 raise ValueError(f"{image_path}: expected {WIDTH}x{HEIGHT}, got {image.shape} / {label.shape}")
             f.write(image.tobytes())
             Image.fromarray(label, mode="L").save(tmp / LABELS_DIR / f"{i:06d}.png")
-    procs = []
-    for name in ENCODES:
-        cmd = ["gst-launch-1.0", "-q", *shlex.split(encoder_pipeline(raw, tmp / f"{name}.mp4", name))]
-        procs.append((name, cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
-    for name, cmd, proc in procs:
-        stdout, stderr = proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"{name} encode failed ({proc.returncode}): {' '.join(cmd)}\n"
-                f"{stderr.decode(errors='replace')}{stdout.decode(errors='replace')}"
-            )
-        zero_mp4_times(tmp / f"{name}.mp4")
+    encode_all(raw, tmp, ENCODES, encoder_pipeline)
     raw.unlink()
     meta = dict(want)
     meta["encoder"] = gstreamer_version()

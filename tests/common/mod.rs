@@ -22,6 +22,16 @@ pub fn init() {
     });
 }
 
+/// Caps of packed RGB at `width` x `height`, 25 fps.
+pub fn rgb_caps(width: u32, height: u32) -> gst::Caps {
+    gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, width, height)
+        .fps(gst::Fraction::new(25, 1))
+        .build()
+        .expect("video info")
+        .to_caps()
+        .expect("caps")
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
