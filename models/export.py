@@ -67,7 +67,7 @@ def training_facts(checkpoint: Path) -> Dict:
     images = len(camvid_train_pairs())
     steps_per_epoch = max(images // args["batch"], 1)
     return {
-        "note": zoo.SCRATCH_NOTE,
+        "note": zoo.training_note(ckpt["arch"]),
         "command": f"models/train_image.py --arch {ckpt['arch']}",
         "checkpoint": checkpoint.name,
         "data": (

