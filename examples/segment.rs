@@ -62,6 +62,10 @@ struct Args {
     /// `correction-threshold`; default: the element's).
     #[arg(long)]
     correction_threshold: Option<f64>,
+    /// Search radius in pixels for refining the codec's vectors against the decoded frames, in
+    /// streams with B-frames (vsssegment's `motion-refine`; 0 = off; default: the element's).
+    #[arg(long)]
+    motion_refine: Option<u32>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -158,6 +162,9 @@ fn build(args: &Args, tally: &Arc<Mutex<Tally>>) -> Result<(gst::Pipeline, gst::
     }
     if let Some(threshold) = args.correction_threshold {
         segment.set_property("correction-threshold", threshold);
+    }
+    if let Some(radius) = args.motion_refine {
+        segment.set_property("motion-refine", radius);
     }
     segment.set_property_from_str("overlay", if args.out.is_some() { "blend" } else { "none" });
     segment.set_property("overlay-alpha", args.overlay_alpha);

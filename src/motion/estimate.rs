@@ -123,6 +123,11 @@ impl<'a> LumaPlane<'a> {
     pub fn height(&self) -> u32 {
         self.height
     }
+
+    /// Row `y`'s `width` pixels.
+    pub fn row(&self, y: usize) -> &'a [u8] {
+        &self.data[y * self.stride..][..self.width as usize]
+    }
 }
 
 /// How the estimator searches.

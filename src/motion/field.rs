@@ -16,6 +16,8 @@
 
 use std::fmt;
 
+use super::estimate::LumaPlane;
+use super::refine::{RefineReport, RefineScratch, refine};
 use super::vector::{MotionVector, PictureType};
 
 /// Pixels per cell side by default: a field at 1/4 of the frame resolution, finer than the
@@ -199,6 +201,11 @@ impl MotionField {
     /// Vertical displacements, row-major, `rows * cols`.
     pub fn dy(&self) -> &[f32] {
         &self.dy
+    }
+
+    /// The displacements for changing in place (motion refinement).
+    pub fn displacements_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        (&mut self.dx, &mut self.dy)
     }
 
     /// Uncovered flags, row-major, `rows * cols`.
@@ -723,6 +730,52 @@ pub struct MotionTrack {
     anchor: MotionField,
     scratch: MotionField,
     frames: u32,
+    /// The luma of the frames the next step's vectors may point to, for refinement.
+    references: ReferenceLuma,
+}
+
+/// The luma of the previous frame and of the last anchor, packed (stride = width), kept across
+/// keyframes: the codec's references do not restart with the track.
+#[derive(Debug, Clone, Default)]
+struct ReferenceLuma {
+    previous: Vec<u8>,
+    anchor: Vec<u8>,
+    /// Size of both planes; (0, 0) until a frame was stored.
+    size: (u32, u32),
+    has_anchor: bool,
+    /// Whether the stream has shown a B-frame: refinement is only for such streams.
+    seen_b: bool,
+    scratch: RefineScratch,
+}
+
+impl ReferenceLuma {
+    fn plane(&self, reference: StepReference, width: u32, height: u32) -> Option<LumaPlane<'_>> {
+        let data = match reference {
+            StepReference::Previous => &self.previous,
+            StepReference::Anchor if self.has_anchor => &self.anchor,
+            StepReference::Anchor => return None,
+        };
+        if self.size != (width, height) || data.is_empty() {
+            return None;
+        }
+        LumaPlane::new(data, width, height, width as usize).ok()
+    }
+
+    fn store(&mut self, luma: &LumaPlane, anchor: bool) {
+        let (w, h) = (luma.width(), luma.height());
+        if self.size != (w, h) {
+            self.has_anchor = false;
+        }
+        self.size = (w, h);
+        self.previous.clear();
+        for y in 0..h as usize {
+            self.previous.extend_from_slice(luma.row(y));
+        }
+        if anchor {
+            self.anchor.clone_from(&self.previous);
+            self.has_anchor = true;
+        }
+    }
 }
 
 /// The frame a step's vectors point back to.
@@ -756,6 +809,7 @@ impl MotionTrack {
             anchor: field.clone(),
             scratch: field,
             frames: 0,
+            references: ReferenceLuma::default(),
         })
     }
 
@@ -806,6 +860,48 @@ impl MotionTrack {
             self.anchor.copy_from(&self.accumulated);
         }
         report
+    }
+
+    /// [`advance_picture`](Self::advance_picture), the vectors first refined against the
+    /// decoded luma of the frame they point to ([`refine`](super::refine), `radius` pixels; 0
+    /// = as the codec gave them). `luma` is this frame's; it is kept as the next frames'
+    /// reference.
+    ///
+    /// Only streams with B-frames are refined, from their first B-frame on, and only pictures
+    /// with vectors: there the references are ambiguous and the anchors' vectors span several
+    /// frames (on camvid-real, `warp` +0.53 mIoU on the B-frame encode), while a P-only
+    /// stream's vectors to the previous frame gained nothing (-0.07) for twice the time.
+    pub fn advance_refined(
+        &mut self,
+        vectors: &[MotionVector],
+        picture: PictureType,
+        luma: &LumaPlane,
+        radius: u32,
+    ) -> (PaintReport, RefineReport) {
+        let report = self.step.paint(vectors);
+        let (reference, anchor) = StepReference::of(picture);
+        let mut refined = RefineReport::default();
+        self.references.seen_b |= picture == PictureType::B;
+        if radius > 0 && self.references.seen_b && report.past_vectors + report.future_vectors > 0 {
+            let g = self.step.geometry;
+            let mut scratch = std::mem::take(&mut self.references.scratch);
+            if let Some(plane) = self.references.plane(reference, g.width, g.height) {
+                refined = refine(&mut self.step, luma, &plane, radius, &mut scratch);
+            }
+            self.references.scratch = scratch;
+        }
+        self.accumulate_step_from(reference);
+        if anchor {
+            self.anchor.copy_from(&self.accumulated);
+        }
+        self.references.store(luma, anchor);
+        (report, refined)
+    }
+
+    /// Whether the stream has shown a B-frame, i.e. whether [`advance_refined`](Self::advance_refined)
+    /// refines.
+    pub fn has_b_frames(&self) -> bool {
+        self.references.seen_b
     }
 
     /// Adds one frame whose step field was filled elsewhere (`step_mut`), chained to the
@@ -1336,5 +1432,88 @@ mod tests {
             fixture["frames"][1]["vectors"].as_array().unwrap().len(),
             golden_vectors()[1].len()
         );
+    }
+
+    /// A textured 64x64 frame whose content at p is the first frame's at p + (shift, 0).
+    fn shifted_texture(shift: i32) -> Vec<u8> {
+        (0..64 * 64)
+            .map(|i| {
+                let (x, y) = ((i % 64) as i32 + shift, (i / 64) as i32);
+                let h = (x.wrapping_mul(73_856_093) ^ y.wrapping_mul(19_349_663)) as u32;
+                (h.wrapping_mul(2_654_435_761) >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// Every 16x16 block with the vector `motion` (pixels) to a past reference.
+    fn uniform_vectors(motion: i32) -> Vec<MotionVector> {
+        (0..4)
+            .flat_map(|r| {
+                (0..4).map(move |c| MotionVector {
+                    source: -1,
+                    w: 16,
+                    h: 16,
+                    dst_x: c * 16 + 8,
+                    dst_y: r * 16 + 8,
+                    src_x: c * 16 + 8 + motion as i16,
+                    src_y: r * 16 + 8,
+                    motion_x: motion,
+                    motion_y: 0,
+                    motion_scale: 1,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs I B B P at 2 px per frame to the right, each frame's vectors as given, and returns
+    /// the accumulated displacement of an interior cell after each frame.
+    fn run_ibbp(vectors: [i32; 3], radius: u32) -> Vec<f32> {
+        let mut track = MotionTrack::new(64, 64, 4).unwrap();
+        let key = shifted_texture(0);
+        let plane = LumaPlane::new(&key, 64, 64, 64).unwrap();
+        track.advance_refined(&[], PictureType::I, &plane, radius);
+        track.restart();
+        let pictures = [PictureType::B, PictureType::B, PictureType::P];
+        let mut out = Vec::new();
+        for (t, (picture, motion)) in pictures.into_iter().zip(vectors).enumerate() {
+            let frame = shifted_texture(2 * (t as i32 + 1));
+            let plane = LumaPlane::new(&frame, 64, 64, 64).unwrap();
+            track.advance_refined(&uniform_vectors(motion), picture, &plane, radius);
+            out.push(track.accumulated().displacement(8, 8).unwrap().0);
+        }
+        out
+    }
+
+    #[test]
+    fn b_frame_stream_chains_to_the_exact_field() {
+        // The exact field: 2 px per frame; a B-frame's vectors point to the frame before it,
+        // the P-frame's to the I-frame three frames back. As the codec gives them, the second
+        // B-frame is a pixel short and the P-frame's vector one short of its 6 px.
+        let given = [2, 1, 5];
+        assert_eq!(run_ibbp(given, 0), vec![2.0, 3.0, 5.0]);
+        // Refined against the decoded frames they point to: the exact field.
+        assert_eq!(run_ibbp(given, 2), vec![2.0, 4.0, 6.0]);
+        // Exact vectors stay exact.
+        assert_eq!(run_ibbp([2, 2, 6], 2), vec![2.0, 4.0, 6.0]);
+    }
+
+    #[test]
+    fn p_only_streams_are_not_refined() {
+        let mut track = MotionTrack::new(64, 64, 4).unwrap();
+        for t in 0..3 {
+            let frame = shifted_texture(2 * t);
+            let plane = LumaPlane::new(&frame, 64, 64, 64).unwrap();
+            let picture = if t == 0 {
+                PictureType::I
+            } else {
+                PictureType::P
+            };
+            // One pixel short each frame: refinement would fix it, but P-only streams are
+            // left as the codec gave them.
+            let (_, refined) = track.advance_refined(&uniform_vectors(1), picture, &plane, 2);
+            assert_eq!(refined, RefineReport::default());
+        }
+        assert!(!track.has_b_frames());
+        assert_eq!(track.accumulated().displacement(8, 8).unwrap().0, 3.0);
     }
 }

@@ -51,6 +51,9 @@ pub struct SegmenterConfig {
     /// `warp` only: re-segment the regions the carried map gets wrong, within a budget
     /// ([`correction`]).
     pub correction: CorrectionConfig,
+    /// Search radius in pixels for refining the codec's vectors against the decoded luma
+    /// ([`crate::motion::refine`]); 0 = the vectors as the codec gave them.
+    pub motion_refine: u32,
 }
 
 /// What the codec (through vssdec's meta) says about a frame's motion.
@@ -342,8 +345,47 @@ impl Segmenter {
             .codec
             .filter(|c| c.available)
             .map_or(PictureType::Unknown, |c| c.picture_type);
+        // Refinement reads this frame's luma: the Y plane itself when there is one; from RGB
+        // only once the stream has shown B-frames (the only streams refined).
+        let radius = self.ctx.config.motion_refine;
+        let frame = &input.frame;
+        let yuv = frame.layout.is_yuv() && frame.layout.bits() == 8;
+        let b_frames = picture == PictureType::B
+            || self
+                .ctx
+                .track
+                .as_ref()
+                .is_some_and(MotionTrack::has_b_frames);
+        let luma_owned;
+        let luma = if radius == 0 || picture == PictureType::Unknown {
+            None
+        } else if yuv {
+            Some(LumaPlane::new(
+                frame.planes[0],
+                frame.width,
+                frame.height,
+                frame.strides[0],
+            )?)
+        } else if b_frames {
+            luma_owned = rgb_luma(frame)?;
+            Some(LumaPlane::new(
+                &luma_owned,
+                frame.width,
+                frame.height,
+                frame.width as usize,
+            )?)
+        } else {
+            None
+        };
         let track = self.ctx.track_for(input.frame.width, input.frame.height)?;
-        track.advance_picture(vectors.as_slice(), picture);
+        match luma {
+            Some(luma) => {
+                track.advance_refined(vectors.as_slice(), picture, &luma, radius);
+            }
+            None => {
+                track.advance_picture(vectors.as_slice(), picture);
+            }
+        }
         *stats = Some(track.accumulated().stats());
         self.state.follow_motion(Some(&FrameMotion {
             vectors: &vectors,

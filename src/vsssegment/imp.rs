@@ -21,6 +21,7 @@ use crate::model::{
     Bundle, ClassInfo, DEFAULT_BUNDLE, FrameLayout, RawFrame, YuvColorimetry, YuvMatrix, YuvRange,
     parse_device, set_threads,
 };
+use crate::motion::refine;
 use crate::qos::{LatencyEstimate, QosConfig, QosLadder, QosReport};
 use crate::schedule::{
     DEFAULT_MOTION_THRESHOLD, DEFAULT_UNCOVERED_THRESHOLD, KeyframePolicy, frames_to_slot,
@@ -109,6 +110,7 @@ struct Settings {
     adaptive_motion: f64,
     correction_budget: f64,
     correction_threshold: f64,
+    motion_refine: u32,
 }
 
 impl Default for Settings {
@@ -131,6 +133,7 @@ impl Default for Settings {
             adaptive_motion: f64::from(DEFAULT_MOTION_THRESHOLD),
             correction_budget: DEFAULT_CORRECTION_BUDGET,
             correction_threshold: f64::from(correction::DEFAULT_THRESHOLD),
+            motion_refine: refine::DEFAULT_RADIUS,
         }
     }
 }
@@ -318,6 +321,13 @@ impl ObjectImpl for VssSegment {
                     .default_value(f64::from(correction::DEFAULT_THRESHOLD))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("motion-refine")
+                    .nick("Motion refinement")
+                    .blurb("Streams with B-frames: search radius in pixels for refining the codec's motion vectors against the decoded frames (each 8x8 block moved to the integer offset that matches its reference best); 0 = use the vectors as the codec gave them. Corrects vectors the encoder chose for cost rather than motion and references FFmpeg does not name; P-only streams are left as they are (nothing to gain there)")
+                    .maximum(refine::MAX_RADIUS)
+                    .default_value(refine::DEFAULT_RADIUS)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("overlay", DEFAULT_OVERLAY)
                     .nick("Overlay")
                     .blurb("How the coloured class map is shown: none, meta (GstVideoOverlayCompositionMeta), blend, or auto")
@@ -383,6 +393,7 @@ impl ObjectImpl for VssSegment {
             "correction-budget" => {
                 s.correction_budget = value.get().expect("type checked upstream")
             }
+            "motion-refine" => s.motion_refine = value.get().expect("type checked upstream"),
             "correction-threshold" => {
                 s.correction_threshold = value.get().expect("type checked upstream")
             }
@@ -412,6 +423,7 @@ impl ObjectImpl for VssSegment {
             "lowres-scale" => s.lowres_scale.to_value(),
             "correction-budget" => s.correction_budget.to_value(),
             "correction-threshold" => s.correction_threshold.to_value(),
+            "motion-refine" => s.motion_refine.to_value(),
             "overlay" => s.overlay.to_value(),
             "overlay-alpha" => s.alpha.to_value(),
             "stats" => s.stats.to_value(),
@@ -563,6 +575,7 @@ impl BaseTransformImpl for VssSegment {
                 budget: settings.correction_budget,
                 threshold: settings.correction_threshold as f32,
             },
+            motion_refine: settings.motion_refine,
         };
         let keyframe_time = time_keyframe(&bundle)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))?;
