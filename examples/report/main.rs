@@ -12,10 +12,11 @@
 //! budgets 0.15, 0.3 and 0.5; the 12 camvid-motion test sequences, both encodes, every shipped
 //! CamVid bundle in every mode it can serve; the whole CamVid test split per image bundle; 3 speed
 //! rounds on the shipped clip and a 480x360 re-encode; 5 decoder rounds on the shipped clip and a
-//! 1280x720 re-encode; many cameras with 60 s steps. `--quick` (25 min on 2 cores; most of it the speed
-//! section): camvid-real p12 and b12 with `warp@0.3`, 3 sequences, the default bundle plus any
-//! temporal bundle, 20 CamVid test images, 2 speed rounds, 3 decoder
-//! rounds, many cameras with 8 s steps up to 24 streams. `--smoke` (the test's): camvid-real p12 for the
+//! 1280x720 re-encode; many cameras with 60 s steps. `--quick` (under 5 min on 2 cores):
+//! camvid-real p12 and b12 with `warp@0.3` for the default bundle; one camvid-motion sequence,
+//! P encode, for the default bundle plus any temporal bundle; 10 CamVid test images; one speed
+//! round of 72 frames on the shipped clip only; 1 decoder round; many cameras with 3 s steps up
+//! to 12 streams. `--smoke` (the test's): camvid-real p12 for the
 //! default bundle only, 1 sequence, P encode only, 4 images, 48 frames per speed pass, 1 decoder round, 2 cameras for 2 s.
 //! Modes come from the element (its `mode` enum) and each bundle's scheme, so a bundle that
 //! serves `fusion` or `distributed` shows up in every section without a change here.
@@ -95,6 +96,8 @@ struct Profile {
     stills_limit: Option<usize>,
     speed_rounds: usize,
     speed_max_frames: Option<usize>,
+    /// The speed section's 480x360 re-encode as well as the shipped clip.
+    speed_small_clip: bool,
     bare_iterations: usize,
     decode_rounds: usize,
     /// 1280x720 re-encode in the decoder section as well as the shipped clip.
@@ -118,6 +121,7 @@ const FULL: Profile = Profile {
     stills_limit: None,
     speed_rounds: 3,
     speed_max_frames: None,
+    speed_small_clip: true,
     bare_iterations: 40,
     decode_rounds: 5,
     decode_720p: true,
@@ -132,20 +136,21 @@ const QUICK: Profile = Profile {
     name: "quick",
     real_encodes: &["p12", "b12"],
     correction_budgets: &[0.3],
-    real_default_only: false,
-    sequences: 3,
-    encodes: &["p", "b"],
-    stills_limit: Some(20),
-    speed_rounds: 2,
-    speed_max_frames: None,
-    bare_iterations: 30,
-    decode_rounds: 3,
+    real_default_only: true,
+    sequences: 1,
+    encodes: &["p"],
+    stills_limit: Some(10),
+    speed_rounds: 1,
+    speed_max_frames: Some(72),
+    speed_small_clip: false,
+    bare_iterations: 15,
+    decode_rounds: 1,
     decode_720p: false,
     all_bundles: false,
-    multicam_warmup_s: multicam::DEFAULT_WARMUP_SECONDS,
-    multicam_seconds: 8.0,
+    multicam_warmup_s: 2.0,
+    multicam_seconds: 3.0,
     multicam_start: 1,
-    multicam_max: 24,
+    multicam_max: 12,
 };
 
 const SMOKE: Profile = Profile {
@@ -158,6 +163,7 @@ const SMOKE: Profile = Profile {
     stills_limit: Some(4),
     speed_rounds: 1,
     speed_max_frames: Some(48),
+    speed_small_clip: true,
     bare_iterations: 10,
     decode_rounds: 1,
     decode_720p: false,
@@ -712,11 +718,14 @@ fn speed_section(
     threads: usize,
 ) -> Result<Vec<SpeedClip>> {
     let t = Instant::now();
-    let small = scaled_clip(SMALL_CLIP.0, SMALL_CLIP.1)?;
     let shipped = shipped_clip();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut clips = Vec::new();
-    for (clip, size, is_shipped) in [(small, SMALL_CLIP, false), (shipped, (960, 540), true)] {
+    let mut runs = vec![(shipped, (960, 540), true)];
+    if profile.speed_small_clip {
+        runs.insert(0, (scaled_clip(SMALL_CLIP.0, SMALL_CLIP.1)?, SMALL_CLIP, false));
+    }
+    for (clip, size, is_shipped) in runs {
         let mut configs = vec![SpeedConfig {
             row: speed_row("decode only (vssdec)", "decode", None, None, None),
             how: Measure::Pipeline(None),

@@ -811,12 +811,19 @@ pub fn readme_block(report: &Report, link: &str) -> String {
     let speed_shipped = shipped_speed(report);
     let size =
         |c: Option<&SpeedClip>| c.map_or("—".into(), |c| format!("{}x{}", c.width, c.height));
+    // The small re-encode's column only when the profile measured it (`--quick` does not).
+    let small_cell = |v: Option<f64>| {
+        speed_small.map_or(String::new(), |_| {
+            format!(" {} |", v.map_or("—".into(), |v| format!("{v:.1}")))
+        })
+    };
     let _ = writeln!(
         out,
-        "| bundle | mode | camvid-motion mIoU, P / B | CamVid test mIoU | fps {} | fps {} | vs full |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: |",
-        size(speed_small),
-        size(speed_shipped)
+        "| bundle | mode | camvid-motion mIoU, P / B | CamVid test mIoU |{} fps {} | vs full |\n\
+         | --- | --- | ---: | ---: |{} ---: | ---: |",
+        speed_small.map_or(String::new(), |c| format!(" fps {} |", size(Some(c)))),
+        size(speed_shipped),
+        speed_small.map_or("", |_| " ---: |"),
     );
     let fps = |c: Option<&SpeedClip>, bundle: &str, mode: &str| {
         c.and_then(|c| vss_row(c, bundle, mode)).map(|r| r.fps)
@@ -840,13 +847,13 @@ pub fn readme_block(report: &Report, link: &str) -> String {
         let full_fps = fps(speed_shipped, &r.bundle, "full");
         let _ = writeln!(
             out,
-            "| {} | {} | {} / {} | {} | {} | {} | {} |",
+            "| {} | {} | {} / {} | {} |{} {} | {} |",
             r.bundle,
             r.mode,
             pct(p),
             pct(b),
             pct(still),
-            fps(speed_small, &r.bundle, &r.mode).map_or("—".into(), |v| format!("{v:.1}")),
+            small_cell(fps(speed_small, &r.bundle, &r.mode)),
             shipped_fps.map_or("—".into(), |v| format!("{v:.1}")),
             ratio(shipped_fps.zip(full_fps).map(|(m, f)| m / f))
         );
@@ -859,10 +866,10 @@ pub fn readme_block(report: &Report, link: &str) -> String {
         let full_fps = fps(speed_shipped, &peer.bundle, "full");
         let _ = writeln!(
             out,
-            "| {} | Python per-frame (PyAV + TorchScript) | {} / — | — | {} | {} | {} |",
+            "| {} | Python per-frame (PyAV + TorchScript) | {} / — | — |{} {} | {} |",
             peer.bundle,
             pct(peer.miou),
-            python_fps(speed_small).map_or("—".into(), |v| format!("{v:.1}")),
+            small_cell(python_fps(speed_small)),
             python_fps(speed_shipped).map_or("—".into(), |v| format!("{v:.1}")),
             ratio(python_fps(speed_shipped).zip(full_fps).map(|(m, f)| m / f))
         );
