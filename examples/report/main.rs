@@ -15,7 +15,7 @@
 //! 1280x720 re-encode; many cameras with 60 s steps. `--quick` (under 5 min on 2 cores):
 //! camvid-real p12 and b12 with `warp@0.3` for the default bundle; one camvid-motion sequence,
 //! P encode, for the default bundle plus any temporal bundle; 10 CamVid test images; one speed
-//! round of 72 frames on the shipped clip only; 1 decoder round; many cameras with 3 s steps up
+//! round of 60 frames on the shipped clip only; 1 decoder round; many cameras with 2 s steps up
 //! to 12 streams. `--smoke` (the test's): camvid-real p12 for the
 //! default bundle only, 1 sequence, P encode only, 4 images, 48 frames per speed pass, 1 decoder round, 2 cameras for 2 s.
 //! Modes come from the element (its `mode` enum) and each bundle's scheme, so a bundle that
@@ -141,14 +141,14 @@ const QUICK: Profile = Profile {
     encodes: &["p"],
     stills_limit: Some(10),
     speed_rounds: 1,
-    speed_max_frames: Some(72),
+    speed_max_frames: Some(60),
     speed_small_clip: false,
     bare_iterations: 15,
     decode_rounds: 1,
     decode_720p: false,
     all_bundles: false,
-    multicam_warmup_s: 2.0,
-    multicam_seconds: 3.0,
+    multicam_warmup_s: 1.5,
+    multicam_seconds: 2.0,
     multicam_start: 1,
     multicam_max: 12,
 };
