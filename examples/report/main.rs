@@ -723,7 +723,10 @@ fn speed_section(
     let mut clips = Vec::new();
     let mut runs = vec![(shipped, (960, 540), true)];
     if profile.speed_small_clip {
-        runs.insert(0, (scaled_clip(SMALL_CLIP.0, SMALL_CLIP.1)?, SMALL_CLIP, false));
+        runs.insert(
+            0,
+            (scaled_clip(SMALL_CLIP.0, SMALL_CLIP.1)?, SMALL_CLIP, false),
+        );
     }
     for (clip, size, is_shipped) in runs {
         let mut configs = vec![SpeedConfig {

@@ -1436,13 +1436,7 @@ mod tests {
 
     /// A textured 64x64 frame whose content at p is the first frame's at p + (shift, 0).
     fn shifted_texture(shift: i32) -> Vec<u8> {
-        (0..64 * 64)
-            .map(|i| {
-                let (x, y) = ((i % 64) as i32 + shift, (i / 64) as i32);
-                let h = (x.wrapping_mul(73_856_093) ^ y.wrapping_mul(19_349_663)) as u32;
-                (h.wrapping_mul(2_654_435_761) >> 24) as u8
-            })
-            .collect()
+        crate::motion::refine::tests::texture(64, 64, (shift, 0))
     }
 
     /// Every 16x16 block with the vector `motion` (pixels) to a past reference.

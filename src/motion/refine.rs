@@ -200,13 +200,13 @@ fn sad8(a: &[u8; 8], b: &[u8; 8]) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::motion::MotionVector;
 
     /// A textured frame: a hash of the position, so that every offset matches somewhere else
     /// worse than at the true one.
-    fn texture(width: usize, height: usize, shift: (i32, i32)) -> Vec<u8> {
+    pub(crate) fn texture(width: usize, height: usize, shift: (i32, i32)) -> Vec<u8> {
         let mut data = vec![0u8; width * height];
         for y in 0..height {
             for x in 0..width {
