@@ -147,11 +147,9 @@ def run(frames, strategy, interval=12):
             for v in past:
                 sads = [block_sad(y, frames[c[0]][1], v) for c in cands]
                 groups[int(np.argmin(sads))].append(v)
-            # future-only: negated, chained to previous (as now)
-            groups.setdefault(len(cands) - 1, [])
+            # future-only blocks: negated, chained to the previous frame (as now)
             # build per-candidate accumulations and select per cell
             prev_idx = len(cands) - 1
-            choice = None; dxs = None
             full = M.paint(past + fut, w, h, CELL)  # default field (past wins), chained to previous
             acc = M.accumulate(cands[prev_idx][2], full)
             for i, c in enumerate(cands):

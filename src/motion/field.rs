@@ -853,13 +853,7 @@ impl MotionTrack {
         vectors: &[MotionVector],
         picture: PictureType,
     ) -> PaintReport {
-        let report = self.step.paint(vectors);
-        let (reference, anchor) = StepReference::of(picture);
-        self.accumulate_step_from(reference);
-        if anchor {
-            self.anchor.copy_from(&self.accumulated);
-        }
-        report
+        self.advance_with(vectors, picture, None).0
     }
 
     /// [`advance_picture`](Self::advance_picture), the vectors first refined against the
@@ -878,23 +872,39 @@ impl MotionTrack {
         luma: &LumaPlane,
         radius: u32,
     ) -> (PaintReport, RefineReport) {
+        self.advance_with(vectors, picture, Some((luma, radius)))
+    }
+
+    /// Paints, refines when `refinement` says so (this frame's luma, the radius), chains to
+    /// the picture type's reference and keeps the anchor.
+    fn advance_with(
+        &mut self,
+        vectors: &[MotionVector],
+        picture: PictureType,
+        refinement: Option<(&LumaPlane, u32)>,
+    ) -> (PaintReport, RefineReport) {
         let report = self.step.paint(vectors);
         let (reference, anchor) = StepReference::of(picture);
         let mut refined = RefineReport::default();
-        self.references.seen_b |= picture == PictureType::B;
-        if radius > 0 && self.references.seen_b && report.past_vectors + report.future_vectors > 0 {
-            let g = self.step.geometry;
-            let mut scratch = std::mem::take(&mut self.references.scratch);
-            if let Some(plane) = self.references.plane(reference, g.width, g.height) {
-                refined = refine(&mut self.step, luma, &plane, radius, &mut scratch);
+        if let Some((luma, radius)) = refinement {
+            self.references.seen_b |= picture == PictureType::B;
+            let painted = report.past_vectors + report.future_vectors > 0;
+            if radius > 0 && self.references.seen_b && painted {
+                let g = self.step.geometry;
+                let mut scratch = std::mem::take(&mut self.references.scratch);
+                if let Some(plane) = self.references.plane(reference, g.width, g.height) {
+                    refined = refine(&mut self.step, luma, &plane, radius, &mut scratch);
+                }
+                self.references.scratch = scratch;
             }
-            self.references.scratch = scratch;
         }
         self.accumulate_step_from(reference);
         if anchor {
             self.anchor.copy_from(&self.accumulated);
         }
-        self.references.store(luma, anchor);
+        if let Some((luma, _)) = refinement {
+            self.references.store(luma, anchor);
+        }
         (report, refined)
     }
 

@@ -256,8 +256,8 @@ pub(crate) mod tests {
         let mut step = field_of((1, 1));
         let report = refine(&mut step, &cur, &refp, 2, &mut RefineScratch::default());
         assert_eq!(report.cells, 256);
-        // Cells whose 3x3 neighbourhood reads past the reference's edge may keep a clamped
-        // match; the interior ones all land on the true motion.
+        // Blocks whose window reads past the reference's edge may keep a clamped match; the
+        // interior ones all land on the true motion.
         for row in 2..14 {
             for col in 2..14 {
                 assert_eq!(
