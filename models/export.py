@@ -66,8 +66,11 @@ def training_facts(checkpoint: Path) -> Dict:
     val = ckpt.get("val") or (state["history"][-1] if state["history"] else None)
     images = len(camvid_train_pairs())
     steps_per_epoch = max(images // args["batch"], 1)
+    note = zoo.training_note(ckpt["arch"])
+    if state.get("backbone_from"):
+        note += f"; its backbone started from {state['backbone_from']} (not counted in train_minutes)"
     return {
-        "note": zoo.training_note(ckpt["arch"]),
+        "note": note,
         "command": f"models/train_image.py --arch {ckpt['arch']}",
         "checkpoint": checkpoint.name,
         "data": (

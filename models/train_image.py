@@ -198,6 +198,23 @@ def save_atomic(state: Dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def load_backbone(net: torch.nn.Module, path: Path) -> str:
+    """Copies the `backbone.*` weights of another train_image.py checkpoint into `net.backbone`
+    (every key, same shapes); returns what the checkpoint was (arch, step, CPU minutes)."""
+    if not hasattr(net, "backbone"):
+        raise SystemExit(f"--backbone-from: this architecture has no EfficientNet-Lite0 backbone")
+    if not path.is_file():
+        raise SystemExit(f"{path}: checkpoint not found")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    prefix = "backbone."
+    weights = {k[len(prefix) :]: v for k, v in ckpt["model"].items() if k.startswith(prefix)}
+    if not weights:
+        raise SystemExit(f"{path}: no backbone.* weights (a checkpoint of {ckpt.get('arch')!r})")
+    net.backbone.load_state_dict(weights, strict=True)
+    state = ckpt["state"]
+    return f"{ckpt['arch']} step {state['step']}, {state['train_seconds'] / 60:.1f} CPU min"
+
+
 def train(args, train_data: Split, val_data: Split, folder: Path) -> Dict:
     """Trains until --minutes, --max-steps or --epochs runs out; returns the last state's summary."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -233,7 +250,11 @@ def train(args, train_data: Split, val_data: Split, folder: Path) -> Dict:
             f"best val mIoU {state['best_miou']:.2f}"
         )
     else:
-        if hasattr(net, "imagenet_init"):
+        if args.backbone_from is not None:
+            source = load_backbone(net, args.backbone_from)
+            state["backbone_from"] = f"{args.backbone_from.name} of {source}"
+            log(f"{args.arch}: backbone initialised from {args.backbone_from} ({source})")
+        elif hasattr(net, "imagenet_init"):
             net.imagenet_init()
             log(f"{args.arch}: backbone initialised from ImageNet weights")
         log(
@@ -409,6 +430,13 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--budget-weight", type=float, default=0.5, help="dynroute: lambda of the budget term")
     ap.add_argument(
         "--budget-target", type=float, default=0.5, help="dynroute: mu, target share of the full cost"
+    )
+    ap.add_argument(
+        "--backbone-from",
+        type=Path,
+        default=None,
+        help="new runs: start the EfficientNet-Lite0 backbone from another train_image.py checkpoint "
+        "(for example bisenet's best.pt, itself from ImageNet) instead of the ImageNet weights",
     )
     ap.add_argument(
         "--out", type=Path, default=None, help="checkpoint folder (default models/.cache/train/<arch>)"

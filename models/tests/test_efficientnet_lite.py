@@ -24,6 +24,18 @@ def test_strides_channels_and_size_match_lite0():
     assert sum(p.numel() for p in net.parameters()) == BACKBONE_PARAMETERS
 
 
+def test_dilated_variant_ends_at_stride_16_with_the_same_weights():
+    """ICNet's heavy branch: the stride-32 stages dilate instead, every weight keeps its shape."""
+    plain, dilated = EfficientNetLite0(), EfficientNetLite0(dilated=True).eval()
+    dilated.load_state_dict(plain.state_dict(), strict=True)
+    with torch.no_grad():
+        maps = dilated(torch.zeros(1, 3, 224, 320))
+    assert [(224 // m.shape[2], 320 // m.shape[3]) for m in maps] == [(4, 4), (8, 8), (16, 16), (16, 16)]
+    # Odd sizes keep TensorFlow's SAME arithmetic at dilation 2 (output = ceil(input / stride)).
+    with torch.no_grad():
+        assert dilated(torch.zeros(1, 3, 100, 150))[3].shape[2:] == (7, 10)
+
+
 def test_keys_map_onto_efficientnet_pytorch_layout():
     assert _published_key("stem.conv.weight") == "_conv_stem.weight"
     assert _published_key("stem.bn.running_var") == "_bn0.running_var"

@@ -53,8 +53,9 @@ BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
 
 
-def same_pad(x: Tensor, k: int, stride: int) -> Tensor:
+def same_pad(x: Tensor, k: int, stride: int, dilation: int = 1) -> Tensor:
     """TensorFlow "SAME" padding for a k x k convolution at `stride` (asymmetric when stride 2)."""
+    k = (k - 1) * dilation + 1
     h, w = x.shape[2], x.shape[3]
     ph = max((-(-h // stride) - 1) * stride + k - h, 0)
     pw = max((-(-w // stride) - 1) * stride + k - w, 0)
@@ -62,27 +63,30 @@ def same_pad(x: Tensor, k: int, stride: int) -> Tensor:
 
 
 class ConvBNAct(nn.Module):
-    def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1, groups: int = 1, act: bool = True):
+    def __init__(
+        self, c_in: int, c_out: int, k: int, stride: int = 1, groups: int = 1, act: bool = True, dilation: int = 1
+    ):
         super().__init__()
         self.k = k
         self.stride = stride
-        self.conv = nn.Conv2d(c_in, c_out, k, stride, 0, groups=groups, bias=False)
+        self.dilation = dilation
+        self.conv = nn.Conv2d(c_in, c_out, k, stride, 0, dilation=dilation, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM)
         self.act = act
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.bn(self.conv(same_pad(x, self.k, self.stride) if self.k > 1 else x))
+        x = self.bn(self.conv(same_pad(x, self.k, self.stride, self.dilation) if self.k > 1 else x))
         return F.relu6(x) if self.act else x
 
 
 class MBConv(nn.Module):
     """Inverted residual: 1x1 expand (skipped at expansion 1), depthwise kxk, 1x1 project."""
 
-    def __init__(self, c_in: int, c_out: int, k: int, stride: int, expansion: int):
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int, expansion: int, dilation: int = 1):
         super().__init__()
         mid = c_in * expansion
         self.expand = ConvBNAct(c_in, mid, 1) if expansion != 1 else nn.Identity()
-        self.depthwise = ConvBNAct(mid, mid, k, stride, groups=mid)
+        self.depthwise = ConvBNAct(mid, mid, k, stride, groups=mid, dilation=dilation)
         self.project = ConvBNAct(mid, c_out, 1, act=False)
         self.residual = stride == 1 and c_in == c_out
 
@@ -92,11 +96,15 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """forward(x) -> the maps at strides 4, 8, 16 and 32 (24, 40, 112, 320 channels)."""
+    """forward(x) -> the maps at strides 4, 8, 16 and 32 (24, 40, 112, 320 channels).
+
+    `dilated`: the stride-32 stages keep stride 16 and dilate their depthwise convolutions by 2
+    instead (DeepLab's trick; the ImageNet weights load unchanged), so the last map is at stride
+    16 too, with 4x the positions."""
 
     channels = (24, 40, 112, 320)
 
-    def __init__(self):
+    def __init__(self, dilated: bool = False):
         super().__init__()
         self.stem = ConvBNAct(3, STEM_CHANNELS, 3, 2)
         blocks: List[nn.Module] = []
@@ -104,8 +112,11 @@ class EfficientNetLite0(nn.Module):
         taps: List[int] = []
         c = STEM_CHANNELS
         for stage, (repeats, k, stride, expansion, c_out) in enumerate(STAGES):
+            dilation = 2 if dilated and stage >= 5 else 1
+            if dilation > 1:
+                stride = 1
             for r in range(repeats):
-                blocks.append(MBConv(c, c_out, k, stride if r == 0 else 1, expansion))
+                blocks.append(MBConv(c, c_out, k, stride if r == 0 else 1, expansion, dilation))
                 c = c_out
             if stage in (1, 2, 4, 6):
                 taps.append(len(blocks) - 1)
