@@ -7,8 +7,8 @@
 # and fails. SYSTEM_DEPS_<NAME>_NO_PKG_CONFIG skips that probe and SYSTEM_DEPS_<NAME>_LIB names
 # the library to link, which `cargo check` never does. Nothing here links or runs the feature.
 #
-# --release shares the build scripts' outputs (libtorch's C++ wrapper) with the release build
-# of scripts/setup.sh, so after it this only checks the crates again (about a minute).
+# --profile testing shares the build scripts' outputs (libtorch's C++ wrapper) with the test
+# build of scripts/test.sh, so after it this only checks the crates again (about a minute).
 # `cargo check` only: a compile error fails the test run, a lint elsewhere in the crate does not.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,4 +20,4 @@ export SYSTEM_DEPS_GSTREAMER_1_0_LIB=gstreamer-1.0
 export SYSTEM_DEPS_GSTREAMER_ANALYTICS_1_0_NO_PKG_CONFIG=1
 export SYSTEM_DEPS_GSTREAMER_ANALYTICS_1_0_LIB=gstanalytics-1.0
 
-cargo check --release --lib --features analytics-v1_26
+cargo check --profile testing --lib --features analytics-v1_26

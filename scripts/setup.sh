@@ -62,11 +62,14 @@ install_venv() {
   fi
 }
 
+# The plugins and the main job's example only: `cargo test --release` (scripts/test.sh) builds
+# its own artifacts for the test and example targets (a `cargo build --all-targets` here would
+# build every test binary a second time), and scripts/soak.sh builds its example on demand.
 build() {
   export LIBTORCH_USE_PYTORCH=1
   export PATH="$ROOT/.venv/bin:$PATH"
-  log "building the plugins (cargo build --release --workspace)"
-  cargo build --release --workspace --all-targets --quiet
+  log "building the plugins (cargo build --release --workspace --lib --example segment)"
+  cargo build --release --workspace --lib --example segment --quiet
 }
 
 install_apt

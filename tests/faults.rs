@@ -545,6 +545,11 @@ fn cycling_pipeline(name: &str) -> Watched {
     ))
 }
 
+/// State cycles per test: every pattern of the first test ten times; a leak of one thread per
+/// cycle would show as 40. (At 100 cycles these two tests kept this file running for 7.7 min on
+/// a 2-core machine: vsssegment loads its bundle at each READY -> PAUSED.)
+const CYCLES: u32 = 40;
+
 /// Waits until the pipeline's state change completes at `state`.
 fn settle(watched: &Watched, state: gst::State) {
     let (result, current, _) = watched.pipeline.state(gst::ClockTime::from_seconds(30));
@@ -556,7 +561,7 @@ fn settle(watched: &Watched, state: gst::State) {
 }
 
 #[test]
-fn hundred_rapid_state_cycles_neither_crash_nor_leak_threads() {
+fn rapid_state_cycles_neither_crash_nor_leak_threads() {
     within("state cycles", Duration::from_secs(600), || {
         init();
         let watched = cycling_pipeline("faults-state-cycles");
@@ -570,7 +575,7 @@ fn hundred_rapid_state_cycles_neither_crash_nor_leak_threads() {
         let started = Instant::now();
         let mut frames_seen = watched.frame_count();
         let mut grew = 0;
-        for cycle in 0..100 {
+        for cycle in 0..CYCLES {
             let states: &[gst::State] = match cycle % 4 {
                 0 => &[gst::State::Ready, gst::State::Null],
                 1 => &[
@@ -607,7 +612,7 @@ fn hundred_rapid_state_cycles_neither_crash_nor_leak_threads() {
         let elapsed = started.elapsed();
         let threads_after = thread_count("cyc");
         eprintln!(
-            "100 cycles in {elapsed:?}: threads {threads_before} before, {threads_after} after, \
+            "{CYCLES} cycles in {elapsed:?}: threads {threads_before} before, {threads_after} after, \
              at most {grew} more between cycles; {frames_seen} frames"
         );
         assert!(
@@ -626,7 +631,7 @@ fn hundred_rapid_state_cycles_neither_crash_nor_leak_threads() {
     });
 }
 
-/// PLAYING then NULL at once, 100 times: the pipeline goes down while vssdec outputs its first
+/// PLAYING then NULL at once, `CYCLES` times: the pipeline goes down while vssdec outputs its first
 /// picture. Nothing is wrong with the stream, so nothing may be posted as an error.
 #[test]
 fn stopping_mid_negotiation_posts_no_error() {
@@ -634,7 +639,7 @@ fn stopping_mid_negotiation_posts_no_error() {
         init();
         let watched = cycling_pipeline("faults-stop-mid-negotiation");
         let mut errors = Vec::new();
-        for cycle in 0..100 {
+        for cycle in 0..CYCLES {
             watched
                 .pipeline
                 .set_state(gst::State::Playing)
