@@ -62,9 +62,9 @@ install_venv() {
   fi
 }
 
-# The plugins and the main job's example only: `cargo test --release` (scripts/test.sh) builds
-# its own artifacts for the test and example targets (a `cargo build --all-targets` here would
-# build every test binary a second time), and scripts/soak.sh builds its example on demand.
+# The plugins and the main job's example only: scripts/test.sh builds what the tests need in its
+# own profile (a `cargo build --all-targets` here built every test binary a second time, since
+# `cargo test` does not reuse them), and scripts/soak.sh builds its example on demand.
 build() {
   export LIBTORCH_USE_PYTORCH=1
   export PATH="$ROOT/.venv/bin:$PATH"

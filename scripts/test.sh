@@ -2,7 +2,7 @@
 # Sets everything up (scripts/setup.sh) and runs every test: Rust (unit, element, pipeline) and
 # Python (models/). Needs ../shared/data beside the checkout.
 set -euo pipefail
-# cargo test builds what the tests need (plugins, examples, test binaries) in one pass.
+# The build below is the tests' own (profile `testing`); setup's release build is not needed.
 VSS_SETUP_NO_BUILD=1 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$ROOT"
 
@@ -10,8 +10,11 @@ cd "$ROOT"
 unset GST_PLUGIN_PATH
 
 echo "== cargo test =="
+# The `testing` profile (Cargo.toml): release code, no cross-crate LTO, in target/testing/. The
+# tests load the plugins (.so) and run the examples from there; `cargo test` itself builds
+# neither (only the test harnesses and the library it links), hence the build first.
+cargo build --profile testing --workspace --lib --examples --quiet
 # Every test binary runs, so one failure does not hide the others.
-# The `testing` profile (Cargo.toml): release code, no cross-crate LTO, target/testing/.
 cargo test --profile testing --workspace --all-targets --no-fail-fast
 echo "== analytics-v1_26: compile check only (GStreamer >= 1.26 API, not run here) =="
 bash scripts/check-analytics.sh
