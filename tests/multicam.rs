@@ -86,25 +86,44 @@ fn one_model_instance_id_loads_the_bundle_once_and_frees_it_with_its_last_user()
     );
 }
 
+/// Held by the tests that time live streams, so that they do not load the CPU for each other
+/// (the test harness runs a file's tests side by side).
+static LIVE: Mutex<()> = Mutex::new(());
+
+fn live_lock() -> std::sync::MutexGuard<'static, ()> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Wall-clock instants of each pipeline's keyframes, from their stats messages as posted.
 type Keyframes = Arc<Mutex<Vec<(usize, Instant)>>>;
+/// Per pipeline: frames it posted stats for, and its errors and warnings (for failure messages).
+type Posted = Arc<Mutex<std::collections::BTreeMap<usize, (usize, Vec<String>)>>>;
 
-fn live_stream(n: usize, properties: &str, keyframes: &Keyframes) -> gst::Element {
+fn live_stream(n: usize, properties: &str, keyframes: &Keyframes, posted: &Posted) -> gst::Element {
     let pipeline = gst::parse::launch(&format!(
         "videotestsrc is-live=true pattern=ball \
          ! video/x-raw,format=I420,width=320,height=240,framerate=15/1 \
          ! vsssegment stats=true overlay=none {properties} ! fakesink sync=true"
     ))
     .expect("pipeline");
-    let keyframes = keyframes.clone();
+    let (keyframes, posted) = (keyframes.clone(), posted.clone());
     pipeline
         .bus()
         .expect("bus")
         .set_sync_handler(move |_, msg| {
-            if let Some(s) = msg.structure().filter(|s| s.name() == "vss-segment")
-                && s.get::<bool>("keyframe").unwrap_or(false)
-            {
-                keyframes.lock().unwrap().push((n, Instant::now()));
+            if let Some(s) = msg.structure().filter(|s| s.name() == "vss-segment") {
+                if s.get::<bool>("keyframe").unwrap_or(false) {
+                    keyframes.lock().unwrap().push((n, Instant::now()));
+                }
+                posted.lock().unwrap().entry(n).or_default().0 += 1;
+            }
+            let text = match msg.view() {
+                gst::MessageView::Error(e) => Some(format!("error: {}", e.error())),
+                gst::MessageView::Warning(w) => Some(format!("warning: {}", w.error())),
+                _ => None,
+            };
+            if let Some(text) = text {
+                posted.lock().unwrap().entry(n).or_default().1.push(text);
             }
             gst::BusSyncReply::Drop
         });
@@ -116,6 +135,7 @@ fn live_stream(n: usize, properties: &str, keyframes: &Keyframes) -> gst::Elemen
 #[test]
 fn shared_streams_spread_their_keyframes_and_a_slow_one_holds_up_no_other() {
     init();
+    let _live = live_lock();
     streams_sharing_a_model_spread_their_keyframes_over_the_interval();
     a_stream_that_cannot_keep_up_does_not_make_another_drop_frames();
 }
@@ -123,12 +143,14 @@ fn shared_streams_spread_their_keyframes_and_a_slow_one_holds_up_no_other() {
 fn streams_sharing_a_model_spread_their_keyframes_over_the_interval() {
     const STREAMS: usize = 4;
     let keyframes: Keyframes = Arc::default();
+    let posted: Posted = Arc::default();
     let pipelines: Vec<gst::Element> = (0..STREAMS)
         .map(|n| {
             live_stream(
                 n,
                 "model-instance-id=stagger keyframe-interval=12",
                 &keyframes,
+                &posted,
             )
         })
         .collect();
@@ -154,7 +176,9 @@ fn streams_sharing_a_model_spread_their_keyframes_over_the_interval() {
     assert_eq!(
         streams.len(),
         STREAMS,
-        "every stream had keyframes: {later:?}"
+        "every stream had keyframes after 1.5 s: {later:?}; per stream (frames with stats, \
+         errors and warnings): {:?}",
+        posted.lock().unwrap()
     );
     for pair in later.windows(2) {
         let ((a, ta), (b, tb)) = (pair[0], pair[1]);
@@ -234,6 +258,7 @@ fn a_stream_that_cannot_keep_up_does_not_make_another_drop_frames() {
 
 #[test]
 fn two_live_streams_through_the_multicam_library_keep_real_time() {
+    let _live = live_lock();
     init();
     let camera = Camera::encode(
         &root().join("examples/data/highway_dashcam_960x540.mp4"),
