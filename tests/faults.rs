@@ -612,8 +612,8 @@ fn rapid_state_cycles_neither_crash_nor_leak_threads() {
         let elapsed = started.elapsed();
         let threads_after = thread_count("cyc");
         eprintln!(
-            "{CYCLES} cycles in {elapsed:?}: threads {threads_before} before, {threads_after} after, \
-             at most {grew} more between cycles; {frames_seen} frames"
+            "{CYCLES} cycles in {elapsed:?}: threads {threads_before} before, {threads_after} \
+             after, at most {grew} more between cycles; {frames_seen} frames"
         );
         assert!(
             threads_after <= threads_before + 2,

@@ -440,10 +440,30 @@ fn smoke_report_has_every_section_number_and_plot() {
     let (header, rows) = &tables(cams)[0];
     assert_eq!(rows.len(), json["multicam"].as_array().unwrap().len());
     assert!(rows.len() >= 3, "{cams}");
+    let steps_col = column(header, "steps (streams: held)");
     for row in rows {
-        assert!(number(&row[column(header, "streams held")]) >= 0.0);
-        assert!(row[column(header, "steps (streams: held)")].starts_with("2: "));
+        // "2: no, 1: yes": the counts tried, within the smoke profile's 1..=2. A search starts
+        // where the same mode held before (2 or 1, shared), else at the profile's 2.
+        let tried: Vec<(f64, &str)> = row[steps_col]
+            .split(", ")
+            .map(|step| {
+                let (n, held) = step.split_once(": ").expect("N: yes|no");
+                (number(n), held)
+            })
+            .collect();
+        assert!(
+            tried
+                .iter()
+                .all(|&(n, h)| (1.0..=2.0).contains(&n) && (h == "yes" || h == "no")),
+            "{row:?}"
+        );
+        let held = number(&row[column(header, "streams held")]);
+        assert!(
+            held == 0.0 || tried.contains(&(held, "yes")),
+            "held {held} is a count that held: {row:?}"
+        );
     }
+    assert!(rows[0][steps_col].starts_with("2: "), "{:?}", rows[0]);
 
     // The headline states the three ratios as measured.
     let headline = section(&md, "## Headline");
