@@ -202,7 +202,7 @@ def load_backbone(net: torch.nn.Module, path: Path) -> str:
     """Copies the `backbone.*` weights of another train_image.py checkpoint into `net.backbone`
     (every key, same shapes); returns what the checkpoint was (arch, step, CPU minutes)."""
     if not hasattr(net, "backbone"):
-        raise SystemExit(f"--backbone-from: this architecture has no EfficientNet-Lite0 backbone")
+        raise SystemExit("--backbone-from: this architecture has no EfficientNet-Lite0 backbone")
     if not path.is_file():
         raise SystemExit(f"{path}: checkpoint not found")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
