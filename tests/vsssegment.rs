@@ -622,6 +622,56 @@ fn overlay_is_attached_or_blended_as_downstream_allows() {
     );
 }
 
+/// Downstream that starts taking the overlay meta says so with a RECONFIGURE event: the
+/// element asks again (BaseTransform's ALLOCATION query, answered in `decide_allocation`) and
+/// attaches from the next frame instead of blending.
+#[test]
+fn reconfigure_from_downstream_switches_blend_to_meta() {
+    init();
+    let pixels = &clip_rgb_native(1)[0];
+    let mut h = harness(&[("overlay", "auto")]);
+    h.set_src_caps(rgb_caps(NATIVE_W, NATIVE_H));
+    let out = segment_one(&mut h, frame(pixels, 0, None));
+    assert!(
+        !out.overlay_meta && out.pixels != *pixels,
+        "no meta proposed: blended"
+    );
+    h.add_propose_allocation_meta(gst_video::VideoOverlayCompositionMeta::meta_api(), None);
+    assert!(h.push_upstream_event(gst::event::Reconfigure::new()));
+    let out = segment_one(&mut h, frame(pixels, 1, None));
+    assert!(
+        out.overlay_meta && out.pixels == *pixels,
+        "meta proposed after RECONFIGURE: attached"
+    );
+}
+
+/// The element draws into the frame it receives: the buffer that comes out holds the memory
+/// that went in, blended overlay or not (no output pool, no copy per frame).
+#[test]
+fn frames_are_segmented_in_place() {
+    init();
+    let pixels = &clip_rgb_native(1)[0];
+    for overlay in ["none", "blend"] {
+        let mut h = harness(&[("overlay", overlay)]);
+        h.set_src_caps(rgb_caps(NATIVE_W, NATIVE_H));
+        for n in 0..2 {
+            let input = frame(pixels, n, None);
+            let address = input.map_readable().expect("readable").as_ptr();
+            h.push(input).expect("push");
+            let out = h.pull().expect("pull");
+            assert!(
+                out.meta::<SegmentationMeta>().is_some(),
+                "{overlay}: frame {n}"
+            );
+            assert_eq!(
+                out.map_readable().expect("readable").as_ptr(),
+                address,
+                "overlay={overlay}, frame {n}: the output is a copy"
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Resets
 

@@ -200,11 +200,8 @@ struct State {
 /// writes, never across inference: a QoS event or a latency query never waits for a frame.
 struct Control {
     /// Downstream takes GstVideoOverlayCompositionMeta: the overlay caps feature was
-    /// negotiated and its allocation query lists the meta.
+    /// negotiated and its allocation query lists the meta (decided in `decide_allocation`).
     downstream_overlay_meta: bool,
-    /// New caps and no allocation answer from downstream since (upstream sent no query): ask
-    /// downstream ourselves at the next frame, once the caps are there.
-    allocation_pending: bool,
     /// Flush, segment, gap, stream start or caps since the last frame.
     pending_reset: bool,
     /// The processing time this element declares in the latency query: the slowest frame
@@ -488,8 +485,7 @@ impl ElementImpl for VssSegment {
 }
 
 impl BaseTransformImpl for VssSegment {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::Both;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
@@ -522,18 +518,58 @@ impl BaseTransformImpl for VssSegment {
         })
     }
 
-    /// An upstream allocation query passes through to downstream (the element works in place):
-    /// downstream's answer says whether it takes the overlay meta.
-    fn propose_allocation(
+    /// Downstream's ALLOCATION answer, asked by BaseTransform after every caps change or
+    /// RECONFIGURE: it says whether the overlay meta can go downstream. Its pools are dropped:
+    /// the element draws into the frames it receives (no output buffers, no copy).
+    fn decide_allocation(
         &self,
-        decide_query: Option<&gst::query::Allocation>,
         query: &mut gst::query::Allocation,
     ) -> Result<(), gst::LoggableError> {
-        self.parent_propose_allocation(decide_query, query)?;
         let (caps, _) = query.get();
-        let caps = caps.map(|c| c.to_owned());
-        self.record_overlay_support(caps.as_ref(), query);
+        let feature = caps.is_some_and(|c| {
+            c.features(0).is_some_and(|f| {
+                f.contains(gst_video::CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION)
+            })
+        });
+        let meta = query
+            .find_allocation_meta::<gst_video::VideoOverlayCompositionMeta>()
+            .is_some();
+        while query.allocation_pools().len() > 0 {
+            query.remove_nth_allocation_pool(0);
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "overlay feature negotiated: {feature}, meta in allocation: {meta}"
+        );
+        if let Some(control) = self.control.lock().unwrap().as_mut() {
+            control.downstream_overlay_meta = feature && meta;
+        }
+        self.obj().set_in_place(true);
         Ok(())
+    }
+
+    /// A RECONFIGURE from downstream (its answer may have changed) is handled by BaseTransform
+    /// at the next frame, before the frame: go out of place first so that it asks downstream.
+    fn submit_input_buffer(
+        &self,
+        is_discont: bool,
+        inbuf: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.obj().src_pad().needs_reconfigure() {
+            self.obj().set_in_place(false);
+        }
+        self.parent_submit_input_buffer(is_discont, inbuf)
+    }
+
+    /// Upstream's ALLOCATION query goes on to downstream, as through any in-place element, so
+    /// that upstream can allocate from downstream's pool.
+    fn propose_allocation(
+        &self,
+        _decide_query: Option<&gst::query::Allocation>,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        self.parent_propose_allocation(None, query)
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
@@ -618,7 +654,6 @@ impl BaseTransformImpl for VssSegment {
         });
         *self.control.lock().unwrap() = Some(Control {
             downstream_overlay_meta: false,
-            allocation_pending: true,
             pending_reset: true,
             latency: LatencyEstimate::new(latency),
             qos: QosLadder::new(settings.mode, QosConfig::default()),
@@ -683,6 +718,41 @@ impl BaseTransformImpl for VssSegment {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.segment_guarded(buf)
+    }
+
+    /// Only between a caps change or RECONFIGURE and `decide_allocation` is the element out of
+    /// place, and BaseTransform processes no frame there; should one come, it is copied (when
+    /// the output is another buffer) and segmented.
+    fn transform(
+        &self,
+        inbuf: &gst::Buffer,
+        outbuf: &mut gst::BufferRef,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let info = self
+            .state
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|s| s.info.clone())
+            .ok_or(gst::FlowError::NotNegotiated)?;
+        if inbuf.as_ptr() != outbuf.as_ptr() {
+            let src = gst_video::VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &info)
+                .map_err(|_| gst::FlowError::Error)?;
+            let mut dst = gst_video::VideoFrameRef::from_buffer_ref_writable(outbuf, &info)
+                .map_err(|_| gst::FlowError::Error)?;
+            src.copy(&mut dst).map_err(|_| gst::FlowError::Error)?;
+        }
+        self.segment_guarded(outbuf)
+    }
+}
+
+impl VssSegment {
+    /// `segment_buffer` with a panic turned into an element error: nothing unwinds into C.
+    fn segment_guarded(
+        &self,
+        buf: &mut gst::BufferRef,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
         match catch_unwind(AssertUnwindSafe(|| self.segment_buffer(buf))) {
             Ok(result) => result,
             Err(panic) => {
@@ -734,35 +804,18 @@ impl VideoFilterImpl for VssSegment {
         drop(guard);
         if let Some(control) = self.control.lock().unwrap().as_mut() {
             control.pending_reset = true;
-            control.allocation_pending = true;
         }
+        // Out of place for a moment, so that BaseTransform asks downstream (ALLOCATION query)
+        // and calls `decide_allocation`, which goes back in place; an always-in-place
+        // transform never gets that call (GStreamer's cairooverlay hooks the query instead).
+        // New caps come here, in the streaming thread, before the next frame; downstream's
+        // RECONFIGURE goes through `submit_input_buffer`.
+        self.obj().set_in_place(false);
         Ok(())
     }
 }
 
 impl VssSegment {
-    /// Attach-or-blend: the overlay meta goes downstream only when the negotiated caps carry
-    /// the overlay composition feature and downstream's allocation answer lists the meta.
-    fn record_overlay_support(&self, caps: Option<&gst::Caps>, query: &gst::query::Allocation) {
-        let feature = caps.is_some_and(|c| {
-            c.features(0).is_some_and(|f| {
-                f.contains(gst_video::CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION)
-            })
-        });
-        let meta = query
-            .find_allocation_meta::<gst_video::VideoOverlayCompositionMeta>()
-            .is_some();
-        gst::debug!(
-            CAT,
-            imp = self,
-            "overlay feature negotiated: {feature}, meta in allocation: {meta}"
-        );
-        if let Some(control) = self.control.lock().unwrap().as_mut() {
-            control.downstream_overlay_meta = feature && meta;
-            control.allocation_pending = false;
-        }
-    }
-
     /// One QoS report from downstream: maybe a step on the degradation ladder, announced.
     fn on_qos(&self, proportion: f64, late: bool) {
         let policy = self.settings.lock().unwrap().keyframe_policy();
@@ -802,24 +855,6 @@ impl VssSegment {
 
     fn segment_buffer(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = self.settings.lock().unwrap().frame();
-        let obj = self.obj();
-        let srcpad = obj.src_pad();
-        let reconfigure = srcpad.check_reconfigure();
-        let pending = self
-            .control
-            .lock()
-            .unwrap()
-            .as_ref()
-            .is_some_and(|c| c.allocation_pending);
-        if pending || reconfigure {
-            // Our own query, as overlay elements do when upstream asked none: after the caps
-            // went downstream, with them.
-            let caps = srcpad.current_caps();
-            let mut query = gst::query::Allocation::new(caps.as_ref(), false);
-            if srcpad.peer_query(&mut query) {
-                self.record_overlay_support(caps.as_ref(), &query);
-            }
-        }
         // The control fields this frame reads, taken without holding their lock for the frame.
         let (mode, policy, reset, downstream_overlay_meta) = {
             let mut guard = self.control.lock().unwrap();
