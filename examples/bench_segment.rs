@@ -11,7 +11,8 @@
 //! speedup without decoding, which the fps ratio includes. A second table runs vsssegment
 //! alone on the clip's frames decoded beforehand (appsrc, one frame at a time): with vssdec's
 //! threads decoding the next pictures meanwhile, the element shares the cores with them.
-//! Last, the speed goals computed within each round (both sides of a ratio under a minute
+//! A bundle whose scheme serves more modes (`fusion` for arseg, `distributed` for tdnet) gets
+//! rows for them too. Last, the speed goals computed within each round (both sides of a ratio under a minute
 //! apart) with their median: on a shared host the spread between rounds is the resolution
 //! these ratios have, and it can exceed the margins the goals leave.
 
@@ -21,11 +22,15 @@ use std::path::PathBuf;
 mod common;
 
 use common::helpers::median;
-use common::speed::{PipelineRun, bare_forward_scaled, decode_all, run_element, run_pipeline};
+use common::speed::{
+    PipelineRun, bare_forward_scaled, bare_nonkeyframe, decode_all, run_element, run_pipeline,
+};
 use common::stats::summary;
 
 use anyhow::Result;
 use clap::Parser;
+use gstvss::model::{Manifest, Scheme};
+use gstvss::segmenter::Mode;
 
 /// The `lowres` scale the goals name (issue 4: "`lowres` 0.5 >= 3x").
 const LOWRES_SCALE: f64 = 0.5;
@@ -53,7 +58,7 @@ fn main() -> Result<()> {
         .clone()
         .unwrap_or_else(common::decode::shipped_clip);
 
-    let configs: Vec<(String, Option<String>)> = vec![
+    let mut configs: Vec<(String, Option<String>)> = vec![
         ("decode only (vssdec)".into(), None),
         ("full".into(), Some("mode=full".into())),
         (
@@ -66,11 +71,22 @@ fn main() -> Result<()> {
             Some("mode=warp async-keyframes=true".into()),
         ),
     ];
+    // The modes only the bundle's scheme serves (`fusion` for arseg, `distributed` for tdnet).
+    let dir = gstvss::model::resolve_bundle(&args.model)?;
+    let manifest = Manifest::read(&dir.join(gstvss::model::MANIFEST_FILE))?;
+    for mode in Mode::ALL.iter().copied() {
+        let schemes = mode.schemes();
+        if schemes.contains(&Scheme::Image) || !schemes.contains(&manifest.scheme) {
+            continue;
+        }
+        configs.push((mode.as_str().into(), Some(format!("mode={}", mode.as_str()))));
+    }
     let (caps, decoded) = decode_all(&input)?;
     let mut best: HashMap<String, PipelineRun> = HashMap::new();
     let mut alone: HashMap<String, PipelineRun> = HashMap::new();
     let mut forward: Vec<f64> = Vec::new();
     let mut forward_lowres: Vec<f64> = Vec::new();
+    let mut nonkeyframe: Vec<f64> = Vec::new();
     let mut per_round: Vec<Round> = Vec::new();
     for round in 0..args.rounds {
         let mut this = Round::default();
@@ -83,6 +99,12 @@ fn main() -> Result<()> {
             *mean = summary(&f).0;
             if kept.is_empty() || *mean < summary(kept).0 {
                 *kept = f;
+            }
+        }
+        if manifest.scheme == Scheme::Arseg {
+            let f = bare_nonkeyframe(&args.model, 40)?;
+            if nonkeyframe.is_empty() || summary(&f).0 < summary(&nonkeyframe).0 {
+                nonkeyframe = f;
             }
         }
         for (name, element) in &configs {
@@ -157,6 +179,15 @@ fn main() -> Result<()> {
         1000.0 / lmean / full_fps,
         full_mean / lmean
     );
+    if !nonkeyframe.is_empty() {
+        let (nmean, np50, np99, nmax) = summary(&nonkeyframe);
+        println!(
+            "| bare non-keyframe loop (warp + nonkeyframe) | {:.1} | {:.2} | {nmean:.1} | {np50:.1} | {np99:.1} | {nmax:.1} | {:.2} |",
+            1000.0 / nmean,
+            1000.0 / nmean / full_fps,
+            full_mean / nmean
+        );
+    }
     println!();
     println!(
         "vsssegment alone: the same {} frames decoded beforehand, pushed one at a time from an \

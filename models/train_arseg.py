@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Trains the AR-Seg branch of the `arseg` bundle (FST) on camvid-motion train sequences.
+"""Trains the AR-Seg branch of an `arseg` bundle (FST) on camvid-motion train sequences.
 
     .venv/bin/python models/camvid_motion.py --split train          # the labelled videos, once
     .venv/bin/python models/train_arseg.py prepare                  # decode + cache (~5 min)
     nice -n 10 .venv/bin/python models/train_arseg.py train --minutes 90   # resumes by itself
     .venv/bin/python models/train_arseg.py status                   # last checkpoints, val mIoU
     .venv/bin/python models/train_arseg.py prepare --scale 0.35 --reuse 0.5   # low-res frames only
+    .venv/bin/python models/train_arseg.py prepare --keyframe camvid-bisenet  # on BiSeNet
+
+`--keyframe` names the image bundle whose network runs on keyframes (frozen) and is copied for
+the low-res branch: camvid-espnet (default; bundles camvid-espnet-arseg[NN]) or camvid-bisenet
+(its checkpoint from models/train_image.py; bundles camvid-bisenet-arseg[NN]).
 
 `prepare` decodes every train sequence's p.mp4 with PyAV (`flags2=+export_mvs`, the vectors
 vssdec exports), converts frames to RGB exactly as the element does (YUV planes resized
@@ -13,7 +18,7 @@ bilinearly, antialiased when shrinking, then the BT.601 limited matrix), accumul
 vectors back to each GOP's I-frame with `motion.py` (the twin of the Rust field) and writes the
 grid `to_grid` makes at the feature map's size. The frozen keyframe network's features of every
 frame are cached too (fp16): the keyframe's are warped, the frame's own are the FST target.
-Everything lands in models/.cache/arseg/<scale>/ as .npy memory maps.
+Everything lands in models/.cache/arseg/<keyframe bundle>/scale-<scale>/ as .npy memory maps.
 
 `train` runs FST: keyframe network and shared classifier frozen; the low-res branch (BN
 statistics frozen) and CReFF learn from cross-entropy (void ignored) + MSE(fused map, full-res
@@ -44,10 +49,24 @@ from vss_models.metrics import confusion, scores  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".cache" / "camvid-motion" / "train"
 CACHE = Path(__file__).resolve().parent / ".cache" / "arseg"
-BUNDLE = "camvid-espnet"
 VOID = 11
 VAL_SEQUENCES = 6  # the last ones: held out for choosing the checkpoint
-FEATURE_STRIDE = 2
+# The image bundles whose network can be the keyframe network (`--keyframe`).
+KEYFRAMES = {
+    "camvid-espnet": lambda: zoo.SPECS["camvid-espnet"],
+    "camvid-bisenet": lambda: zoo.trained_spec("bisenet"),
+}
+
+
+def keyframe_spec(args) -> zoo.BundleSpec:
+    return KEYFRAMES[args.keyframe]()
+
+
+def feature_shape(net: torch.nn.Module, native: Tuple[int, int]) -> Tuple[int, int]:
+    """(channels, stride) of the keyframe network's `features` map at the native size."""
+    with torch.no_grad():
+        f = net.features(torch.zeros(1, 3, *native))
+    return f.shape[1], native[0] // f.shape[2]
 
 
 # --- the element's frame conversion (src/model/preprocess.rs), in torch --------------------
@@ -120,33 +139,40 @@ def lowres_size(scale: float, native: Tuple[int, int], multiple: int) -> Tuple[i
     return side(native[0]), side(native[1])
 
 
-def cache_dir(scale: float) -> Path:
-    return CACHE / f"scale-{scale:g}"
+def cache_dir(args, scale: float = None) -> Path:
+    return CACHE / args.keyframe / f"scale-{args.scale if scale is None else scale:g}"
+
+
+def run_dir(args) -> Path:
+    """Checkpoints of a training run: the prepared folder, or its subfolder `--run NAME`."""
+    folder = cache_dir(args)
+    return folder / args.run if args.run else folder
 
 
 def prepare(args) -> None:
     torch.set_num_threads(args.threads)
-    spec = zoo.SPECS[BUNDLE]
+    spec = keyframe_spec(args)
     native = tuple(spec.native_size)
     lr_size = lowres_size(args.scale, native, spec.size_multiple)
-    feat_size = (native[0] // FEATURE_STRIDE, native[1] // FEATURE_STRIDE)
     seqs = sorted(p for p in DATA.iterdir() if (p / "p.mp4").is_file())
     if not seqs:
         raise SystemExit(f"no sequences in {DATA}: run models/camvid_motion.py --split train")
     frames = json.loads((seqs[0] / "meta.json").read_text())["frames"]
     n = len(seqs) * frames
-    out = cache_dir(args.scale)
+    out = cache_dir(args)
     out.mkdir(parents=True, exist_ok=True)
     if args.reuse is not None:
         return prepare_lowres_only(args, seqs, frames, lr_size, out)
     keynet = torchscript.image_module(spec, channels_last=True)
+    channels, stride = feature_shape(keynet.net, native)
+    feat_size = (native[0] // stride, native[1] // stride)
 
     def mm(name, shape, dtype):
         return np.lib.format.open_memmap(out / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
 
     lowres = mm("lowres", (n, 3, *lr_size), np.uint8)
     grids = mm("grids", (n, *feat_size, 2), np.float32)
-    feats = mm("features", (n, 12, *feat_size), np.float16)
+    feats = mm("features", (n, channels, *feat_size), np.float16)
     labels = mm("labels", (n, *native), np.uint8)
     index = np.zeros((n, 4), np.int64)  # sequence, frame, keyframe row, distance
     start = time.time()
@@ -177,7 +203,16 @@ def prepare(args) -> None:
         print(f"prepare {s + 1}/{len(seqs)} {seq.name} {time.time() - start:.0f} s", flush=True)
     np.save(out / "index.npy", index)
     (out / "info.json").write_text(
-        json.dumps({"scale": args.scale, "lowres_size": lr_size, "sequences": len(seqs), "frames": frames})
+        json.dumps(
+            {
+                "keyframe": args.keyframe,
+                "scale": args.scale,
+                "lowres_size": lr_size,
+                "sequences": len(seqs),
+                "frames": frames,
+                "feature_stride": stride,
+            }
+        )
     )
     for m in (lowres, grids, feats, labels):
         m.flush()
@@ -190,7 +225,7 @@ def prepare_lowres_only(args, seqs, frames: int, lr_size: Tuple[int, int], out: 
     """`prepare --reuse S`: the grids, keyframe features, labels and index do not depend on the
     low-res scale, so link them from scale S's prepared folder and only decode + resize the
     frames for this scale (seconds instead of ~20 minutes)."""
-    source = cache_dir(args.reuse)
+    source = cache_dir(args, args.reuse)
     info = json.loads((source / "info.json").read_text()) if (source / "info.json").is_file() else None
     if info is None or info["sequences"] != len(seqs) or info["frames"] != frames:
         raise SystemExit(
@@ -205,7 +240,7 @@ def prepare_lowres_only(args, seqs, frames: int, lr_size: Tuple[int, int], out: 
     lowres = np.lib.format.open_memmap(
         out / "lowres.npy", mode="w+", dtype=np.uint8, shape=(len(seqs) * frames, 3, *lr_size)
     )
-    native = tuple(zoo.SPECS[BUNDLE].native_size)
+    native = tuple(keyframe_spec(args).native_size)
     start = time.time()
     for s, seq in enumerate(seqs):
         for f, (planes, _kind, _vectors) in enumerate(decode(seq / "p.mp4")):
@@ -220,10 +255,12 @@ def prepare_lowres_only(args, seqs, frames: int, lr_size: Tuple[int, int], out: 
     (out / "info.json").write_text(
         json.dumps(
             {
+                "keyframe": args.keyframe,
                 "scale": args.scale,
                 "lowres_size": lr_size,
                 "sequences": len(seqs),
                 "frames": frames,
+                "feature_stride": info["feature_stride"],
                 "reuses": args.reuse,
             }
         )
@@ -246,6 +283,7 @@ class Pairs:
         if not (folder / "info.json").is_file():
             raise SystemExit(f"{folder}: no prepared data; run `train_arseg.py prepare` first")
         self.info = json.loads((folder / "info.json").read_text())
+        self.stride = int(self.info["feature_stride"])
         self.lowres = np.load(folder / "lowres.npy", mmap_mode="r")
         self.grids = np.load(folder / "grids.npy", mmap_mode="r")
         self.features = np.load(folder / "features.npy", mmap_mode="r")
@@ -269,14 +307,17 @@ class Pairs:
         }
 
 
-def build_model(scale: float) -> arseg.ArsegSegmenter:
+def build_model(args) -> arseg.ArsegSegmenter:
     """The eager bundle module: frozen keyframe network, trainable low-res branch and CReFF."""
-    spec = zoo.SPECS[BUNDLE]
+    spec = keyframe_spec(args)
     keynet = torchscript.image_module(spec, channels_last=False).net
-    lowres, creff = arseg.build(keynet)
+    channels, _ = feature_shape(keynet, tuple(spec.native_size))
+    lowres, creff, low_scale = arseg.build(keynet, channels, args.window, args.gate)
     p = spec.preprocessing
-    model = arseg.ArsegSegmenter(keynet, lowres, creff, p.channel_order, p.mean, p.std)
-    model.eval()  # BN statistics stay the pretrained ones; no dropout in ESPNet
+    model = arseg.ArsegSegmenter(
+        keynet, lowres, creff, p.channel_order, p.mean, p.std, low_scale=low_scale
+    )
+    model.eval()  # BN statistics stay the pretrained ones; no dropout in either network
     for param in model.keyframe_net.parameters():
         param.requires_grad_(False)
     return model
@@ -297,8 +338,22 @@ def forward_pair(model: arseg.ArsegSegmenter, b: Dict[str, torch.Tensor], crop=N
         fused = model.creff(low, warped)
     else:
         fused = model.creff.forward_crop(low, warped, *crop)
-    logits = model.keyframe_net.classifier(fused)
+    logits = model.keyframe_net.classify(fused)
     return logits, fused
+
+
+def jitter_grids(rng, grid: torch.Tensor, distance: torch.Tensor, cells: float) -> torch.Tensor:
+    """`grid` [N, h, w, 2] displaced by a smooth random field of up to `cells` x distance
+    feature-map cells (a 3x4 lattice of uniform draws, bilinearly upsampled): camvid-motion's
+    codec motion is almost exact, real video's is not (objects that move on their own, B-frame
+    approximations), and CReFF is there to find the right neighbour within its window."""
+    n, h, w, _ = grid.shape
+    coarse = torch.from_numpy(rng.uniform(-1.0, 1.0, (n, 2, 3, 4)).astype(np.float32))
+    field = F.interpolate(coarse, size=[h, w], mode="bilinear", align_corners=True)
+    amplitude = cells * distance.to(torch.float32).view(n, 1, 1, 1)
+    # One cell is 2/w (x) or 2/h (y) in grid_sample's [-1, 1] coordinates.
+    scale = torch.tensor([2.0 / w, 2.0 / h]).view(1, 2, 1, 1)
+    return grid + (field * amplitude * scale).permute(0, 2, 3, 1)
 
 
 def random_crop(rng, size: Tuple[int, int], crop: Tuple[int, int]):
@@ -306,12 +361,12 @@ def random_crop(rng, size: Tuple[int, int], crop: Tuple[int, int]):
     return int(rng.integers(0, size[0] - h + 1)), int(rng.integers(0, size[1] - w + 1)), h, w
 
 
-def losses(model, b, mse_weight: float, crop=None):
+def losses(model, b, mse_weight: float, stride: int, crop=None):
     logits, fused = forward_pair(model, b, crop)
     label, target = b["label"], b["target"]
     if crop is not None:
         top, left, h, w = crop
-        s = FEATURE_STRIDE
+        s = stride
         label = label[:, s * top : s * (top + h), s * left : s * (left + w)]
         target = target[:, :, top : top + h, left : left + w]
     ce = F.cross_entropy(logits, label, ignore_index=VOID)
@@ -339,11 +394,14 @@ def checkpoints(folder: Path) -> List[Path]:
 def train(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    folder = cache_dir(args.scale)
-    data = Pairs(folder)
-    model = build_model(args.scale)
+    data = Pairs(cache_dir(args))
+    folder = run_dir(args)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = build_model(args)
     if args.train_lowres == "decoder":
-        for param in model.lowres_net.encoder.parameters():
+        # ESPNet's encoder, BiSeNet's context-path trunk stay pretrained.
+        trunk = model.lowres_net.encoder if hasattr(model.lowres_net, "encoder") else model.lowres_net.backbone
+        for param in trunk.parameters():
             param.requires_grad_(False)
     params = [
         {"params": [p for p in model.lowres_net.parameters() if p.requires_grad], "lr": args.lr},
@@ -369,8 +427,10 @@ def train(args) -> None:
     while time.time() < deadline and step < args.steps:
         rows = rng.choice(data.train_rows, args.batch, replace=False)
         b = data.batch(rows)
+        if args.grid_jitter > 0:
+            b["grid"] = jitter_grids(rng, b["grid"], b["distance"], args.grid_jitter)
         crop = random_crop(rng, tuple(b["key"].shape[2:]), args.crop)
-        loss, ce, mse, _ = losses(model, b, args.mse_weight, crop)
+        loss, ce, mse, _ = losses(model, b, args.mse_weight, data.stride, crop)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -410,19 +470,19 @@ def status(args) -> None:
     """Checkpoints with their validation mIoU, and on the same validation pairs the two
     references: the full-resolution network on each frame and its keyframe features warped."""
     torch.set_num_threads(args.threads)
-    folder = cache_dir(args.scale)
+    folder = run_dir(args)
     for path in checkpoints(folder) + [folder / "best.pt"]:
         if path.is_file():
             c = torch.load(path, map_location="cpu", weights_only=False)
             print(f"{path.name}: step {c['step']} val mIoU {c['val_miou']:.2f}")
-    data = Pairs(folder)
-    model = build_model(args.scale)
+    data = Pairs(cache_dir(args))
+    model = build_model(args)
     rows = data.val_rows[:: max(len(data.val_rows) // args.val_pairs, 1)][: args.val_pairs]
     cms = {"full": np.zeros((11, 11), np.int64), "warped keyframe features": np.zeros((11, 11), np.int64)}
     with torch.no_grad():
         for i in range(0, len(rows), args.batch):
             b = data.batch(rows[i : i + args.batch])
-            classify = model.keyframe_net.classifier
+            classify = model.keyframe_net.classify
             preds = {
                 "full": classify(b["target"]).argmax(1),
                 "warped keyframe features": classify(model.warp(b["key"], b["grid"])).argmax(1),
@@ -434,47 +494,64 @@ def status(args) -> None:
         print(f"same {len(rows)} val pairs, {name}: mIoU {scores(cm).miou * 100:.2f}")
 
 
-def load_trained(scale: float, checkpoint: Path = None) -> arseg.ArsegSegmenter:
+def load_trained(args, checkpoint: Path = None) -> arseg.ArsegSegmenter:
     """The eager module with the trained branch from `checkpoint` (default best.pt)."""
-    path = checkpoint or cache_dir(scale) / "best.pt"
+    path = checkpoint or run_dir(args) / "best.pt"
     if not path.is_file():
         raise SystemExit(f"{path}: no trained checkpoint; run `train_arseg.py train` first")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(scale)
+    # The CReFF the checkpoint was trained with (7x7, not gated, before --window and --gate).
+    trained = ckpt.get("args", {})
+    args = argparse.Namespace(
+        **{**vars(args), "window": trained.get("window", arseg.WINDOW), "gate": trained.get("gate", False)}
+    )
+    model = build_model(args)
     model.lowres_net.load_state_dict(ckpt["lowres_net"])
     model.creff.load_state_dict(ckpt["creff"])
     return model.eval()
 
 
-def bundle_name(scale: float) -> str:
-    return "camvid-espnet-arseg" if scale == 0.5 else f"camvid-espnet-arseg{round(scale * 100)}"
+def bundle_name(keyframe: str, scale: float) -> str:
+    return f"{keyframe}-arseg" if scale == 0.5 else f"{keyframe}-arseg{round(scale * 100)}"
 
 
 def export(args) -> None:
     """The trained checkpoint as an `arseg` bundle in models/bundles/ (or --out)."""
     from vss_models import bundle
 
-    spec = zoo.SPECS[BUNDLE]
-    ckpt_path = args.checkpoint or cache_dir(args.scale) / "best.pt"
+    spec = keyframe_spec(args)
+    ckpt_path = args.checkpoint or run_dir(args) / "best.pt"
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    eager = load_trained(args.scale, ckpt_path)
+    eager = load_trained(args, ckpt_path)
+    native = list(spec.native_size)
+    c, stride = feature_shape(eager.keyframe_net, tuple(native))
+    fmap = f"[1,{c},H/{stride},W/{stride}]"
     eager.channels_last = True
     eager = eager.to(memory_format=torch.channels_last)
     scripted = torch.jit.script(eager)
     frozen = torch.jit.freeze(scripted, preserved_attrs=["keyframe", "nonkeyframe", "warp"])
-    name = args.name or bundle_name(args.scale)
+    name = args.name or bundle_name(args.keyframe, args.scale)
     folder = (args.out or paths.BUNDLES_DIR) / name
     folder.mkdir(parents=True, exist_ok=True)
     torch.jit.save(frozen, str(folder / "model.pt"))
-    native = list(spec.native_size)
     lr = list(lowres_size(args.scale, tuple(native), spec.size_multiple))
     k = len(spec.classes)
+    arch = "ESPNet p=2 q=8" if args.keyframe == "camvid-espnet" else "BiSeNet (EfficientNet-Lite0 context path)"
+    keep = "" if args.keyframe == "camvid-espnet" else f" --keyframe {args.keyframe}"
+    trained = ckpt.get("args", {})
+    recipe = "".join(
+        [
+            f" --window {trained['window']}" if trained.get("window", arseg.WINDOW) != arseg.WINDOW else "",
+            " --gate" if trained.get("gate") else "",
+            f" --grid-jitter {trained['grid_jitter']:g}" if trained.get("grid_jitter") else "",
+        ]
+    )
     manifest = {
         **bundle.manifest_head(
             spec,
             name,
             (
-                f"AR-Seg on ESPNet p=2 q=8: keyframes full resolution (camvid-espnet, frozen), other "
+                f"AR-Seg on {arch}: keyframes full resolution ({args.keyframe}, frozen), other "
                 f"frames at {args.scale:g}x + CReFF fusing the keyframe features warped by codec motion"
             ),
             "arseg",
@@ -482,38 +559,41 @@ def export(args) -> None:
         "methods": {
             "forward": {
                 "inputs": ["image uint8 [1,3,H,W] RGB"],
-                "outputs": [f"logits float32 [1,{k},H,W]", "features float32 [1,12,H/2,W/2]"],
+                "outputs": [f"logits float32 [1,{k},H,W]", f"features float32 {fmap}"],
             },
             "keyframe": {
                 "inputs": ["image uint8 [1,3,H,W] RGB (the same as forward)"],
-                "outputs": [f"logits float32 [1,{k},H,W]", "features float32 [1,12,H/2,W/2]"],
+                "outputs": [f"logits float32 [1,{k},H,W]", f"features float32 {fmap}"],
             },
             "nonkeyframe": {
                 "inputs": [
                     "image_lr uint8 [1,3,h,w] RGB, the frame at lowres_scale (Manifest scaled_size)",
-                    "warped float32 [1,12,H/2,W/2]: keyframe features through warp",
+                    f"warped float32 {fmap}: keyframe features through warp",
                 ],
-                "outputs": [f"logits float32 [1,{k},H,W]", "fused features float32 [1,12,H/2,W/2]"],
+                "outputs": [f"logits float32 [1,{k},H,W]", f"fused features float32 {fmap}"],
             },
             "warp": {
                 "inputs": [
-                    "features float32 [1,12,h,w]",
+                    f"features float32 [1,{c},h,w]",
                     "grid float32 [1,h,w,2] from MotionField::to_grid(h, w) (x, y in [-1, 1])",
                 ],
-                "outputs": ["features float32 [1,12,h,w]: grid_sample bilinear, border, align_corners=False"],
+                "outputs": [f"features float32 [1,{c},h,w]: grid_sample bilinear, border, align_corners=False"],
             },
         },
         "logits_stride": 1,
-        "features": {"channels": 12, "stride": FEATURE_STRIDE},
+        "features": {"channels": c, "stride": stride},
         "lowres_scale": args.scale,
         "lowres_size": lr,
-        "fusion": "CReFF, 7x7 local attention on the stride-2 map before the shared classifier",
+        "fusion": (
+            f"{'gated ' if eager.creff.gated else ''}CReFF, {eager.creff.window}x{eager.creff.window}"
+            f" local attention on the stride-{stride} map before the shared classifier"
+        ),
         "training": {
             "command": (
-                "models/train_arseg.py prepare && models/train_arseg.py train"
+                f"models/train_arseg.py prepare{keep} && models/train_arseg.py train{keep}{recipe}"
                 if args.scale == 0.5
-                else f"models/train_arseg.py prepare --scale {args.scale:g} --reuse 0.5"
-                f" && models/train_arseg.py train --scale {args.scale:g}"
+                else f"models/train_arseg.py prepare{keep} --scale {args.scale:g} --reuse 0.5"
+                f" && models/train_arseg.py train{keep} --scale {args.scale:g}{recipe}"
             ),
             "data": "camvid-motion train split, p.mp4, pairs (I-frame, frame at d=1..11)",
             "checkpoint_step": int(ckpt["step"]),
@@ -528,7 +608,7 @@ def export(args) -> None:
     gen = torch.Generator().manual_seed(0)
     img = torch.randint(0, 256, (1, 3, *native), dtype=torch.uint8, generator=gen)
     img_lr = torch.randint(0, 256, (1, 3, *lr), dtype=torch.uint8, generator=gen)
-    grid = torch.rand(1, native[0] // 2, native[1] // 2, 2, generator=gen) * 2 - 1
+    grid = torch.rand(1, native[0] // stride, native[1] // stride, 2, generator=gen) * 2 - 1
     with torch.inference_mode():
         ref = eager.nonkeyframe(img_lr, eager.warp(eager.keyframe(img)[1], grid))
         got = loaded.nonkeyframe(img_lr, loaded.warp(loaded.keyframe(img)[1], grid))
@@ -544,10 +624,11 @@ def cost(args) -> None:
     FlopCounterMode, CReFF's similarity and weighted sums added from `attention_macs`)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    spec = zoo.SPECS[BUNDLE]
-    model = build_model(args.scale)
+    spec = keyframe_spec(args)
+    model = build_model(args)
     native = tuple(spec.native_size)
-    fh, fw = native[0] // FEATURE_STRIDE, native[1] // FEATURE_STRIDE
+    c, stride = feature_shape(model.keyframe_net, native)
+    fh, fw = native[0] // stride, native[1] // stride
     img = torch.zeros(1, 3, *native, dtype=torch.uint8)
 
     def gmacs(fn) -> float:
@@ -561,9 +642,9 @@ def cost(args) -> None:
     for scale in sorted({args.scale, 0.5, 0.35}, reverse=True):
         size = lowres_size(scale, native, spec.size_multiple)
         lr = torch.zeros(1, 3, *size, dtype=torch.uint8)
-        warped = torch.zeros(1, 12, fh, fw)
+        warped = torch.zeros(1, c, fh, fw)
         low = gmacs(lambda: model.keyframe(lr))
-        fusion = gmacs(lambda: model.nonkeyframe(lr, warped)) + model.creff.attention_macs(12, fh, fw) / 1e9
+        fusion = gmacs(lambda: model.nonkeyframe(lr, warped)) + model.creff.attention_macs(c, fh, fw) / 1e9
         rows.append((f"lowres {scale:g}", size, low))
         rows.append((f"fusion {scale:g} (non-keyframe)", size, fusion))
     print("| branch | input | GMAC/frame | of full |")
@@ -584,7 +665,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["prepare", "train", "status", "export", "cost"])
     ap.add_argument("--checkpoint", type=Path, help="export: this checkpoint instead of best.pt")
-    ap.add_argument("--name", help="export: bundle name (default camvid-espnet-arseg[NN])")
+    ap.add_argument("--name", help="export: bundle name (default <keyframe>-arseg[NN])")
+    ap.add_argument(
+        "--keyframe",
+        choices=list(KEYFRAMES),
+        default="camvid-espnet",
+        help="the image bundle whose network runs on keyframes and seeds the low-res branch",
+    )
     ap.add_argument("--out", type=Path, help="export: folder for the bundle (default models/bundles)")
     ap.add_argument("--scale", type=float, default=0.5, help="low-res branch side scale")
     ap.add_argument(
@@ -592,6 +679,30 @@ def main() -> None:
         type=float,
         default=None,
         help="prepare: link the scale-independent arrays from this scale's prepared folder",
+    )
+    ap.add_argument(
+        "--window",
+        type=int,
+        default=arseg.WINDOW,
+        help="train: CReFF's window side in feature-map positions (7 = the paper's 7x7)",
+    )
+    ap.add_argument(
+        "--gate",
+        action="store_true",
+        help="train: CReFF mixes the attended keyframe map and the low-res map with a learnt"
+        " per-position trust instead of adding them",
+    )
+    ap.add_argument(
+        "--grid-jitter",
+        type=float,
+        default=0.0,
+        help="train: displace the warp grid by a smooth random field of up to this many feature"
+        " cells per frame of distance (0 = the codec motion as decoded)",
+    )
+    ap.add_argument(
+        "--run",
+        default="",
+        help="train/status/export: the run's checkpoints in this subfolder of the prepared data",
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)

@@ -272,6 +272,44 @@ pub fn bare_forward(model: &str, iterations: usize) -> Result<Vec<f64>> {
     bare_forward_scaled(model, 1.0, iterations)
 }
 
+/// Per-call milliseconds of an `arseg` bundle's non-keyframe branch as `fusion` runs it: the
+/// keyframe features warped along a grid (`warp`), then `nonkeyframe` on the frame at the
+/// bundle's low-res scale; after one keyframe call, on the libtorch executor thread.
+pub fn bare_nonkeyframe(model: &str, iterations: usize) -> Result<Vec<f64>> {
+    gstvss::model::executor::run(|| {
+        let bundle = Bundle::load(model, parse_device("cpu")?)?;
+        let manifest = bundle.manifest();
+        let (h, w) = manifest.native_size();
+        let (lh, lw) = manifest.scaled_size(bundle.lowres_scale());
+        let rgb = |h: u32, w: u32| {
+            tch::Tensor::randint(
+                256,
+                [1, i64::from(h), i64::from(w), 3],
+                (tch::Kind::Uint8, tch::Device::Cpu),
+            )
+            .permute([0, 3, 1, 2])
+        };
+        let (image, image_lr) = (rgb(h, w), rgb(lh, lw));
+        let (_, features) = bundle.keyframe(&image)?;
+        let (fh, fw) = bundle.feature_size(h, w);
+        // A grid that moves every position a little (the identity plus a shift).
+        let grid: Vec<f32> = (0..(fh * fw) as usize)
+            .flat_map(|i| {
+                let (y, x) = ((i / fw as usize) as f32, (i % fw as usize) as f32);
+                [(2.0 * x + 1.5) / fw as f32 - 1.0, (2.0 * y + 1.25) / fh as f32 - 1.0]
+            })
+            .collect();
+        let mut out = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let t = Instant::now();
+            let warped = bundle.warp_features(&features, &grid)?;
+            let _ = bundle.nonkeyframe(&image_lr, &warped)?;
+            out.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(out)
+    })
+}
+
 /// [`bare_forward`] on an input scaled by `scale` per side, as `lowres` runs it.
 pub fn bare_forward_scaled(model: &str, scale: f64, iterations: usize) -> Result<Vec<f64>> {
     gstvss::model::executor::run(|| bare_forward_here(model, scale, iterations))

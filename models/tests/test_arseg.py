@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from vss_models import arseg, bundle, motion
+from vss_models.bisenet import BiSeNet
 
 
 def randomised(channels: int, seed: int = 0) -> arseg.CReFF:
@@ -101,12 +102,33 @@ def test_shipped_arseg_bundles_run_their_methods():
         with torch.inference_mode():
             logits, features = module.keyframe(img)
             fwd_logits, _ = module(img)
-            identity = torch.from_numpy(motion.to_grid(motion.zero_field(w, h, 4), h // 2, w // 2))[None]
+            s = m["features"]["stride"]
+            identity = torch.from_numpy(motion.to_grid(motion.zero_field(w, h, 4), h // s, w // s))[None]
             warped = module.warp(features, identity)
             fused_logits, fused = module.nonkeyframe(img_lr, warped)
         k = len(m["classes"])
         assert logits.shape == fused_logits.shape == (1, k, h, w)
-        assert features.shape == fused.shape == (1, m["features"]["channels"], h // 2, w // 2)
+        assert features.shape == fused.shape == (1, m["features"]["channels"], h // s, w // s)
         assert torch.equal(logits, fwd_logits)
         torch.testing.assert_close(warped, features, rtol=1e-4, atol=1e-4 * float(features.abs().max()))
         assert np.isfinite(fused_logits.numpy()).all()
+
+
+def test_bisenet_fusion_point_is_the_map_its_head_reads():
+    """AR-Seg on BiSeNet: `features` is the map `forward` returns, `classify` of it gives
+    `forward`'s logits (away from the bottom and right edges, where `forward`'s head saw the
+    padding to 32 and its upsampling the padded rows); a
+    low-res branch built from it starts as the same network with its map halved."""
+    torch.manual_seed(0)
+    net = BiSeNet().eval()
+    x = torch.randn(1, 3, 72, 104)  # padded to 96x128 inside
+    with torch.no_grad():
+        logits, features = net(x)
+        assert torch.equal(net.features(x), features)
+        assert features.shape == (1, 128, 9, 13)
+        classified = net.classify(features)
+        assert classified.shape == logits.shape
+        torch.testing.assert_close(classified[:, :, :56, :88], logits[:, :, :56, :88], rtol=1e-4, atol=1e-4)
+        lowres, creff, low_scale = arseg.build(net, 128, window=5)
+        assert low_scale == 0.5 and creff.window == 5
+        assert torch.equal(lowres.features(x), features)

@@ -89,15 +89,19 @@ class BiSeNet(nn.Module):
         """Starts the context path from EfficientNet-Lite0's ImageNet weights (training only)."""
         load_imagenet(self.backbone)
 
-    def run(self, x: Tensor, aux: bool) -> Tuple[Tensor, Tensor, List[Tensor]]:
-        """(logits, features, auxiliary logits at the input size when `aux`)."""
-        x, h, w = pad_to_multiple(x)
+    def context(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """(the FFM output, the context path's stride-16 and stride-8 maps) of a padded input."""
         spatial = self.spatial(x)
         _, _, s16, s32 = self.backbone(x)
         tail = self.global_context(s32.mean(dim=(2, 3), keepdim=True))
         ctx16 = self.refine32(upsample(self.arm32(s32) + tail, s16.shape[2], s16.shape[3]))
         ctx8 = self.refine16(upsample(self.arm16(s16) + ctx16, spatial.shape[2], spatial.shape[3]))
-        features = self.ffm(spatial, ctx8)
+        return self.ffm(spatial, ctx8), ctx16, ctx8
+
+    def run(self, x: Tensor, aux: bool) -> Tuple[Tensor, Tensor, List[Tensor]]:
+        """(logits, features, auxiliary logits at the input size when `aux`)."""
+        x, h, w = pad_to_multiple(x)
+        features, ctx16, ctx8 = self.context(x)
         logits, features = outputs(self.head(features), features, x, h, w, self.feature_stride)
         extra: List[Tensor] = []
         if aux:
@@ -108,3 +112,17 @@ class BiSeNet(nn.Module):
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         logits, features, _ = self.run(x, False)
         return logits, features
+
+    def features(self, x: Tensor) -> Tensor:
+        """The map the shared classifier reads (AR-Seg's fusion point): the FFM output,
+        [N, 128, ceil(H/8), ceil(W/8)], as `forward` returns it."""
+        padded, h, w = pad_to_multiple(x)
+        features, _, _ = self.context(padded)
+        s = self.feature_stride
+        return crop(features, -(-h // s), -(-w // s))
+
+    def classify(self, features: Tensor) -> Tensor:
+        """Logits at `feature_stride` x the map's size from a `features` map (the head, then
+        bilinear upsampling)."""
+        s = self.feature_stride
+        return upsample(self.head(features), s * features.shape[2], s * features.shape[3])

@@ -1,18 +1,26 @@
-"""Dynamic routing for semantic segmentation (Li et al., CVPR 2020) at CPU scale, from scratch.
+"""Dynamic routing for semantic segmentation (Li et al., CVPR 2020) at CPU scale, on an
+ImageNet-initialised trunk.
 
-The routing space: a fixed 3-layer stem to stride 4, then `layers` layers of candidate nodes at
-strides 4, 8, 16 and 32. Each node's cell sums whatever reached it, applies two separable
-convolutions with an identity shortcut, and a soft conditional gate (1x1 conv -> global pool ->
-linear -> max(0, tanh)) weighs its three outgoing paths: up (1x1 conv, x2 bilinear), keep
-(identity), down (3x3 depthwise stride 2 + 1x1 conv). A gate value of exactly 0 closes the path
-for that image: the path is not computed (an `if` on the gate value, in TorchScript too), and a
-node that nothing reaches is skipped whole. The first layer has only the stride-4 node, so the
-space opens up as a triangle, as in the paper. A fixed decoder adds the last layer's outputs
-from coarse to fine (1x1 projections, x2 upsampling) at stride 4 and classifies.
+The routing space: `layers` layers of candidate nodes at strides 4, 8, 16 and 32. Each node's cell
+sums whatever reached it, applies two separable convolutions with an identity shortcut, and a
+soft conditional gate (1x1 conv -> global pool -> linear -> max(0, tanh)) weighs its three
+outgoing paths: up (1x1 conv, x2 bilinear), keep (identity), down (3x3 depthwise stride 2 + 1x1
+conv). A gate value of exactly 0 closes the path for that image: the path is not computed (an
+`if` on the gate value, in TorchScript too), and a node that nothing reaches is skipped whole. A
+fixed decoder adds the last layer's outputs from coarse to fine (1x1 projections, x2 upsampling)
+at stride 4 and classifies.
+
+The paper trains its routing space from scratch on Cityscapes for 186K iterations; a 2-core CPU
+cannot. Here the space's first layer is fed by EfficientNet-Lite0 (ImageNet weights, the trunk
+BiSeNet's context path uses): its maps at strides 4, 8, 16 and 32, each projected by a 1x1
+ConvBNReLU to the routing width of its stride, enter the four nodes of layer 0 (the paper's
+space opens as a triangle from one stride-4 stem node; here every node of the first layer has
+an input, so the gates choose among all scales from the start). The trunk always runs; the
+routing space is where per-image computation is saved.
 
 Training adds the paper's budget term: the expected cost of the routing space,
     C = sum_cells a_cell * C(cell) + sum_paths g_path * C(path),
-with a_cell = min(1, sum of the gates reaching it) (1 for the first stride-4 node) and costs in
+with a_cell = min(1, sum of the gates reaching it) (1 for the first layer's nodes) and costs in
 multiply-accumulates per input pixel, normalised by the cost with every gate open;
 L_budget = (C / C_max - mu)^2.
 
@@ -31,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .blocks import ConvBN, ConvBNReLU, conv_macs, outputs, pad_to_multiple, upsample
+from .efficientnet_lite import EfficientNetLite0, load_imagenet
 
 FEATURE_STRIDE = 4
 STRIDES = (4, 8, 16, 32)
@@ -127,14 +136,13 @@ class DynamicRouting(nn.Module):
         self,
         classes: int = 11,
         channels: Tuple[int, int, int, int] = (32, 64, 128, 256),
-        layers: int = 8,
+        layers: int = 4,
         gate_width: int = 16,
         decoder_width: int = 64,
     ):
         super().__init__()
-        self.stem = nn.Sequential(
-            ConvBNReLU(3, 16, 3, 2), ConvBNReLU(16, 16, 3, 1), ConvBNReLU(16, channels[0], 3, 2)
-        )
+        self.backbone = EfficientNetLite0()
+        self.entry = nn.ModuleList([ConvBNReLU(a, b, 1) for a, b in zip(self.backbone.channels, channels)])
         self.layers = nn.ModuleList([RoutingLayer(channels, gate_width) for _ in range(layers)])
         self.project = nn.ModuleList([ConvBNReLU(c, decoder_width, 1) for c in channels])
         self.fuse = SepConv(decoder_width)
@@ -144,6 +152,10 @@ class DynamicRouting(nn.Module):
         cell_costs, path_costs = self._cost_table()
         self.register_buffer("cell_costs", cell_costs, persistent=False)
         self.register_buffer("path_costs", path_costs, persistent=False)
+
+    def imagenet_init(self) -> None:
+        """Starts the trunk from EfficientNet-Lite0's ImageNet weights (training only)."""
+        load_imagenet(self.backbone)
 
     def _cost_table(self) -> Tuple[Tensor, Tensor]:
         """MACs per input pixel: cells [L, 4] (cell op + gate), paths [L, 4, 3] (up, keep, down)."""
@@ -163,7 +175,13 @@ class DynamicRouting(nn.Module):
     def run(self, x: Tensor, aux: bool) -> Tuple[Tensor, Tensor, List[Tensor]]:
         """(logits, features, the gates of every layer [N, 4, 3] when `aux`)."""
         x, h, w = pad_to_multiple(x)
-        nodes: List[Optional[Tensor]] = [self.stem(x), None, None, None]
+        s4, s8, s16, s32 = self.backbone(x)
+        nodes: List[Optional[Tensor]] = [
+            self.entry[0](s4),
+            self.entry[1](s8),
+            self.entry[2](s16),
+            self.entry[3](s32),
+        ]
         gates: List[Tensor] = []
         for layer in self.layers:
             nodes, g = layer(nodes, x)
@@ -195,7 +213,7 @@ class DynamicRouting(nn.Module):
         g = torch.stack(gates, 1)  # [N, L, 4, 3]
         n, layers = g.shape[0], g.shape[1]
         activity = torch.zeros(n, layers, len(STRIDES), dtype=g.dtype, device=g.device)
-        activity[:, 0, 0] = 1.0
+        activity[:, 0] = 1.0
         for li in range(1, layers):
             prev = g[:, li - 1]
             incoming = prev[:, :, KEEP].clone()
@@ -206,12 +224,8 @@ class DynamicRouting(nn.Module):
         return cost / self.max_cost()
 
     def max_cost(self) -> Tensor:
-        """Routing-space cost with every gate fully open (the triangle of reachable nodes)."""
-        layers = self.cell_costs.shape[0]
-        reach = torch.zeros(layers, len(STRIDES), dtype=self.cell_costs.dtype, device=self.cell_costs.device)
-        for li in range(layers):
-            reach[li, : min(li + 1, len(STRIDES))] = 1.0
-        return (reach * self.cell_costs).sum() + (reach[:, :, None] * self.path_costs).sum()
+        """Routing-space cost with every gate fully open (every node of every layer runs)."""
+        return self.cell_costs.sum() + self.path_costs.sum()
 
     def budget_loss(self, gates: List[Tensor], target: float) -> Tuple[Tensor, Tensor]:
         """((mean expected cost ratio - target)^2, mean expected cost ratio)."""

@@ -172,6 +172,10 @@ class ESPNet(nn.Module):
         features = self.features(x)
         return self.classifier(features), features
 
+    def classify(self, features: Tensor) -> Tensor:
+        """Logits at twice the map's size from a `features` map (the final classifier)."""
+        return self.classifier(features)
+
     def keep_classes(self, keep: List[int]) -> None:
         """Restricts the final classifier to the output channels `keep` (drops CamVid's void)."""
         old = self.classifier

