@@ -7,7 +7,7 @@ One frame at a time (batch 1, as the element runs it), eval mode. Per frame: the
 gates that are exactly 0 (closed) among the paths of the cells that ran, the cells skipped
 because no open path reached them, and the multiply-accumulates of every convolution and
 linear layer that actually executed (forward hooks fire only for modules that ran), against
-the same network with every path computed (1.31 GMAC at 360x480).
+the same network with every path computed (2.10 GMAC at 360x480, the trunk's included).
 """
 
 from __future__ import annotations
@@ -76,17 +76,15 @@ def main(argv=None) -> int:
             m, gates = run_counted(net, x)
             g = torch.stack(gates, 1)[0]  # [L, 4, 3]
             ran = torch.zeros(g.shape[0], g.shape[1], dtype=torch.bool)
-            ran[0, 0] = True
+            ran[0] = True  # the trunk feeds every node of the first layer
             for li in range(1, g.shape[0]):
                 prev = g[li - 1] > 0
                 reach = prev[:, 1].clone()
                 reach[:-1] |= prev[1:, 0]
                 reach[1:] |= prev[:-1, 2]
                 ran[li] = reach
-            # Cells that can be reached with every gate open (the triangle) vs those that ran.
-            possible = torch.zeros_like(ran)
-            for li in range(g.shape[0]):
-                possible[li, : min(li + 1, g.shape[1])] = True
+            # Every cell can be reached with every gate open.
+            possible = torch.ones_like(ran)
             slots = (mask > 0) & ran[:, :, None]
             closed.append(float(((g == 0) & slots).sum()) / max(1, int(slots.sum())))
             skipped.append(1.0 - float(ran.sum()) / float(possible.sum()))
