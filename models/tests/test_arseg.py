@@ -132,3 +132,24 @@ def test_bisenet_fusion_point_is_the_map_its_head_reads():
         lowres, creff, low_scale = arseg.build(net, 128, window=5)
         assert low_scale == 0.5 and creff.window == 5
         assert torch.equal(lowres.features(x), features)
+
+
+def test_gated_creff_mixes_by_its_gate_and_crops_agree():
+    """Gated CReFF: a gate shut to the attended map gives the low-res map, opened fully the
+    attended one; the crop path equals the full map's window; TorchScript agrees."""
+    torch.manual_seed(0)
+    creff = arseg.CReFF(8, 5, gated=True).eval()
+    low, warped = torch.randn(1, 8, 14, 18), torch.randn(1, 8, 14, 18)
+    with torch.no_grad():
+        attended = creff.attention(creff.query(low), creff.key(warped), creff.value(warped))
+        creff.gate.bias.fill_(-50.0)
+        torch.testing.assert_close(creff(low, warped), low)
+        creff.gate.bias.fill_(50.0)
+        torch.testing.assert_close(creff(low, warped), attended)
+        torch.nn.init.normal_(creff.gate.weight, std=0.3)
+        creff.gate.bias.fill_(0.0)
+        full = creff(low, warped)
+        crop = creff.forward_crop(low, warped, 2, 3, 8, 10)
+        torch.testing.assert_close(crop, full[:, :, 2:10, 3:13], rtol=1e-5, atol=1e-5)
+        scripted = torch.jit.freeze(torch.jit.script(creff))
+        torch.testing.assert_close(scripted(low, warped), full, rtol=1e-5, atol=1e-5)

@@ -17,8 +17,8 @@ classifier reads) and `classify(features)` (logits at the input size). Two are u
   0.36 M-parameter network CReFF at stride 2 costs about what the low-resolution branch saves.
 - BiSeNet (`camvid-bisenet`): the 128-channel stride-8 FFM output that its head reads, as in
   the paper's BiSeNet experiments. The keyframe network is about 3x ESPNet's time and the fusion
-  runs on 1/16 of the positions of the stride-2 map, so a non-keyframe costs a fraction of a
-  keyframe in measured time, not only in multiply-accumulates.
+  runs on 1/16 of the positions of the stride-2 map (measured, a non-keyframe still costs 0.62
+  of a keyframe: models/README.md, "AR-Seg on BiSeNet").
 
 CReFF (AR-Seg, CVPR 2023; models/README.md, "AR-Seg fusion"): the low-resolution map is upsampled bilinearly to
 the keyframe map's size; Q = depthwise3x3(it), K and V = depthwise3x3(warped keyframe map);
@@ -32,7 +32,7 @@ scaled by 1/sqrt(C) plus a learnt bias per offset (starting peaked on the centre
 output a learnt per-position mix g * attended + (1 - g) * low-res instead of their sum, g
 starting at 0.88. Trained as the plain one, it starts at the warped keyframe map and learns
 where to leave it; the plain one, with 128 channels, started below the warped map and stayed
-below it (models/README.md, "AR-Seg fusion").
+below it (models/README.md, "AR-Seg on BiSeNet").
 
 Warping is `warp(features, grid)`: `grid_sample` (bilinear, border padding, align_corners=False)
 with the grid of `motion.to_grid` / Rust's `MotionField::to_grid`. It lives inside the module so
@@ -65,7 +65,8 @@ def depthwise3x3(channels: int) -> nn.Conv2d:
 
 
 class CReFF(nn.Module):
-    """Local attention of a low-resolution map over a warped keyframe map (7x7 window)."""
+    """Local attention of a low-resolution map over a warped keyframe map (`window` x `window`
+    offsets, 7x7 by default), added to it or, `gated`, mixed with it."""
 
     def __init__(self, channels: int, window: int = WINDOW, value_scale: float = 1.0, gated: bool = False):
         super().__init__()
