@@ -18,6 +18,7 @@ SHIPPED = [
     "camvid-espnet-arseg35",
     "camvid-tdnet",
     "camvid-bisenet",
+    "camvid-bisenet-arseg",
     "camvid-icnet",
     "camvid-dynroute",
 ]
@@ -50,8 +51,9 @@ def test_shipped_bundles_validate(name):
     b = bundle.read(name)
     assert b.name == name
     assert b.manifest["format_version"] == bundle.FORMAT_VERSION
-    # A clone stays small: the largest, camvid-icnet (4.30M float32 parameters), is 17.2 MB.
-    assert b.module_path.stat().st_size < 20_000_000
+    # A clone stays small: the largest, camvid-bisenet-arseg (two BiSeNets of 3.53M float32
+    # parameters: the frozen keyframe copy and the fine-tuned low-res branch), is 27.3 MB.
+    assert b.module_path.stat().st_size < 30_000_000
     expected = CAMVID_CLASSES if b.manifest["dataset"] == "camvid" else CITYSCAPES_CLASSES
     assert b.classes == expected
 

@@ -53,5 +53,5 @@ def test_an_unknown_name_lists_the_folders_searched_and_the_names_found(env, tmp
     assert str(tmp_path / "data" / "vss" / "models" / "camvid-espnet") in text
     assert "bundles there: none" in text
     env.setenv("VSS_MODEL_PATH", str(paths.BUNDLES_DIR))
-    with pytest.raises(bundle.BundleError, match="bundles there: camvid-bisenet, camvid-cgnet"):
+    with pytest.raises(bundle.BundleError, match="bundles there: camvid-bisenet, camvid-bisenet-arseg, camvid-cgnet"):
         bundle.resolve("no-such-bundle")
