@@ -537,7 +537,7 @@ def export(args) -> None:
     lr = list(lowres_size(args.scale, tuple(native), spec.size_multiple))
     k = len(spec.classes)
     arch = "ESPNet p=2 q=8" if args.keyframe == "camvid-espnet" else "BiSeNet (EfficientNet-Lite0 context path)"
-    keep = "" if args.keyframe == "camvid-espnet" else f" --keyframe {args.keyframe}"
+    keyframe_flag = "" if args.keyframe == "camvid-espnet" else f" --keyframe {args.keyframe}"
     trained = ckpt.get("args", {})
     recipe = "".join(
         [
@@ -590,10 +590,10 @@ def export(args) -> None:
         ),
         "training": {
             "command": (
-                f"models/train_arseg.py prepare{keep} && models/train_arseg.py train{keep}{recipe}"
+                f"models/train_arseg.py prepare{keyframe_flag} && models/train_arseg.py train{keyframe_flag}{recipe}"
                 if args.scale == 0.5
-                else f"models/train_arseg.py prepare{keep} --scale {args.scale:g} --reuse 0.5"
-                f" && models/train_arseg.py train{keep} --scale {args.scale:g}{recipe}"
+                else f"models/train_arseg.py prepare{keyframe_flag} --scale {args.scale:g} --reuse 0.5"
+                f" && models/train_arseg.py train{keyframe_flag} --scale {args.scale:g}{recipe}"
             ),
             "data": "camvid-motion train split, p.mp4, pairs (I-frame, frame at d=1..11)",
             "checkpoint_step": int(ckpt["step"]),
