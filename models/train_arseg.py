@@ -202,20 +202,23 @@ def prepare(args) -> None:
             index[row] = (s, f, key_row, distance)
         print(f"prepare {s + 1}/{len(seqs)} {seq.name} {time.time() - start:.0f} s", flush=True)
     np.save(out / "index.npy", index)
-    (out / "info.json").write_text(
-        json.dumps(
-            {
-                "keyframe": args.keyframe,
-                "scale": args.scale,
-                "lowres_size": lr_size,
-                "sequences": len(seqs),
-                "frames": frames,
-                "feature_stride": stride,
-            }
-        )
-    )
+    write_info(out, args, lr_size, len(seqs), frames, stride)
     for m in (lowres, grids, feats, labels):
         m.flush()
+
+
+def write_info(out: Path, args, lr_size, sequences: int, frames: int, stride: int, **extra) -> None:
+    """The prepared folder's info.json (what `Pairs` and `prepare --reuse` read)."""
+    info = {
+        "keyframe": args.keyframe,
+        "scale": args.scale,
+        "lowres_size": lr_size,
+        "sequences": sequences,
+        "frames": frames,
+        "feature_stride": stride,
+        **extra,
+    }
+    (out / "info.json").write_text(json.dumps(info))
 
 
 SCALE_FREE = ("grids", "features", "labels", "index")
@@ -252,19 +255,7 @@ def prepare_lowres_only(args, seqs, frames: int, lr_size: Tuple[int, int], out: 
             flush=True,
         )
     lowres.flush()
-    (out / "info.json").write_text(
-        json.dumps(
-            {
-                "keyframe": args.keyframe,
-                "scale": args.scale,
-                "lowres_size": lr_size,
-                "sequences": len(seqs),
-                "frames": frames,
-                "feature_stride": info["feature_stride"],
-                "reuses": args.reuse,
-            }
-        )
-    )
+    write_info(out, args, lr_size, len(seqs), frames, info["feature_stride"], reuses=args.reuse)
 
 
 def _png(path: Path):
